@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test`. Both create .venv and install on first use.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch and torchvision are installed together and pinned to a matching pair (PyPI's CUDA builds run on the CPU).
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install test lint bench demo clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e ".[dev]" $(TORCH_PINS)
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) -m benchmarks.run --preset small
+
+demo: install
+	@echo "The embedded demo model does not exist yet (it is trained by a later issue); no demo on random weights."
+
+clean:
+	rm -rf $(VENV) build *.egg-info

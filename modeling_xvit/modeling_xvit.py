@@ -1,0 +1,572 @@
+"""PyTorch XViT model: "Space-time Mixing Attention for Video Transformer" (Bulat et al., NeurIPS 2021).
+
+XViT is an image ViT applied to every frame of a clip, with one change inside attention: the keys and values of each
+frame borrow a slice of their channels from the neighbouring frames (space-time mixing), so that attention over one
+frame's tokens also sees its neighbours, at exactly the cost of a per-frame ViT. A small transformer over the per-frame
+CLS features (temporal attention) turns them into one video embedding. Optional summary tokens give every frame a
+compact view of all frames of the clip.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.utils import ModelOutput, can_return_tuple, torch_int
+
+from .configuration_xvit import XViTConfig
+
+
+@dataclass
+class XViTModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_frames * (num_patches + 1), hidden_size)`):
+        Final-layer-norm output of every token, frame-major: frame 0's CLS token and patches, then frame 1's, ...
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+        The video embedding: the temporal aggregation of the per-frame CLS features.
+    frame_features (`torch.FloatTensor` of shape `(batch_size, num_frames, hidden_size)`):
+        The per-frame CLS features that the temporal aggregation consumes.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+        The embedding output and the output of every backbone layer, each shaped like `last_hidden_state`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+        Attention probabilities of every backbone layer, each of shape
+        `(batch_size, num_frames, num_heads, num_patches + 1, num_keys)`, where `num_keys` is `num_patches + 1`, plus
+        `num_frames` in layers with summary tokens (the summary tokens come last).
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    frame_features: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
+    """
+    Mix keys or values across neighbouring frames (the paper's space-time mixing).
+
+    Inside each segment of `segment_length` consecutive frames, frame t takes channels `[0, num_channels)` from frame
+    t+1 and channels `[num_channels, 2 * num_channels)` from frame t-1; the other channels stay. Where the neighbour
+    falls outside the segment the borrowed channels are zero. Channels are counted across heads.
+
+    Args:
+        states (`torch.Tensor` of shape `(batch_size, num_frames, num_tokens, hidden_size)`): keys or values.
+        segment_length (`int`): frames per segment; divides `num_frames`.
+        num_channels (`int`): channels borrowed from each neighbour.
+
+    Returns:
+        `torch.Tensor` of the same shape. One concatenation, no zero tensor of the full size and no in-place copies.
+    """
+    if num_channels == 0:
+        return states
+    batch_size, num_frames, num_tokens, hidden_size = states.shape
+    segments = states.view(-1, segment_length, num_tokens, hidden_size)
+    # pad the frame axis (third from last) with one zero frame after the last / before the first frame
+    from_next_frame = nn.functional.pad(segments[:, 1:, :, :num_channels], (0, 0, 0, 0, 0, 1))
+    from_previous_frame = nn.functional.pad(segments[:, :-1, :, num_channels : 2 * num_channels], (0, 0, 0, 0, 1, 0))
+    mixed = torch.cat([from_next_frame, from_previous_frame, segments[..., 2 * num_channels :]], dim=-1)
+    return mixed.view(batch_size, num_frames, num_tokens, hidden_size)
+
+
+def summary_tokens(states: torch.Tensor) -> torch.Tensor:
+    """
+    One summary token per frame: the spatial average of the frame's patch tokens (R = 1 in the paper), handed to every
+    frame of the clip so that each query also attends to a compact view of all frames.
+
+    Args:
+        states (`torch.Tensor` of shape `(batch_size, num_frames, num_patches + 1, hidden_size)`): keys or values.
+
+    Returns:
+        `torch.Tensor` of shape `(batch_size, num_frames, num_frames, hidden_size)`: for each frame, the summary
+        tokens of all frames.
+    """
+    num_frames = states.shape[1]
+    per_frame = states[:, :, 1:].mean(dim=2)
+    return per_frame.unsqueeze(1).expand(-1, num_frames, -1, -1)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention; inputs `(batch, heads, tokens, head_dim)`, output `(batch, tokens, heads, head_dim)`."""
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class XViTPatchEmbeddings(nn.Module):
+    """Turns each frame `(num_channels, height, width)` into `(num_patches, hidden_size)` patch embeddings."""
+
+    def __init__(self, config: XViTConfig):
+        super().__init__()
+        self.num_channels = config.num_channels
+        self.projection = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.projection(frames).flatten(2).transpose(1, 2)
+
+
+class XViTEmbeddings(nn.Module):
+    """
+    Per-frame patch embeddings with a CLS token per frame, the spatial position embedding, and the temporal embedding
+    (frame f receives temporal embedding `f mod num_temporal_embeddings`, as in the original).
+    """
+
+    def __init__(self, config: XViTConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embeddings = XViTPatchEmbeddings(config)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_patches + 1, config.hidden_size))
+        self.temporal_embeddings = nn.Parameter(torch.zeros(1, config.num_temporal_embeddings, 1, config.hidden_size))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def interpolate_pos_encoding(self, height: int, width: int) -> torch.Tensor:
+        """Bicubic resize of the spatial position embedding to a `height` x `width` frame (the CLS entry is kept)."""
+        class_pos_embed = self.position_embeddings[:, :1]
+        patch_pos_embed = self.position_embeddings[:, 1:]
+        grid_size = torch_int(patch_pos_embed.shape[1] ** 0.5)
+        hidden_size = patch_pos_embed.shape[-1]
+        patch_pos_embed = patch_pos_embed.reshape(1, grid_size, grid_size, hidden_size).permute(0, 3, 1, 2)
+        new_size = (height // self.config.patch_size, width // self.config.patch_size)
+        patch_pos_embed = nn.functional.interpolate(
+            patch_pos_embed, size=new_size, mode="bicubic", align_corners=False
+        )
+        patch_pos_embed = patch_pos_embed.permute(0, 2, 3, 1).reshape(1, -1, hidden_size)
+        return torch.cat((class_pos_embed, patch_pos_embed), dim=1)
+
+    def temporal_embedding(self, num_frames: int) -> torch.Tensor:
+        """`(1, num_frames, 1, hidden_size)`: the first `num_frames` vectors, or the vectors repeated cyclically."""
+        num_embeddings = self.temporal_embeddings.shape[1]
+        if num_frames <= num_embeddings:
+            return self.temporal_embeddings[:, :num_frames]
+        return self.temporal_embeddings.repeat(1, num_frames // num_embeddings, 1, 1)
+
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        """`(batch, frames, channels, height, width)` -> `(batch, frames, num_patches + 1, hidden_size)`."""
+        batch_size, num_frames, num_channels, height, width = pixel_values.shape
+        embeddings = self.patch_embeddings(pixel_values.reshape(-1, num_channels, height, width))
+        cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)
+        embeddings = torch.cat((cls_tokens, embeddings), dim=1)
+        if interpolate_pos_encoding and (height, width) != (self.config.image_size,) * 2:
+            embeddings = embeddings + self.interpolate_pos_encoding(height, width)
+        else:
+            embeddings = embeddings + self.position_embeddings
+        embeddings = self.dropout(embeddings)
+        embeddings = embeddings.view(batch_size, num_frames, *embeddings.shape[1:])
+        return embeddings + self.temporal_embedding(num_frames)
+
+
+class XViTAttention(nn.Module):
+    """
+    Multi-head self-attention over the tokens of each frame (or, in the temporal-attention head, over the frames).
+
+    In layers with space-time mixing, the keys and values (never the queries) are mixed across neighbouring frames
+    before attention; in layers with summary tokens, each frame's keys and values are extended with one summary
+    token per frame of the clip. Attention runs through the Transformers attention interface (eager, sdpa, flash,
+    flex).
+    """
+
+    def __init__(
+        self,
+        config: XViTConfig,
+        num_attention_heads: int,
+        qkv_bias: bool,
+        mixing_channels: int = 0,
+        uses_summary_token: bool = False,
+    ):
+        super().__init__()
+        self.config = config
+        hidden_size = config.hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.head_dim = hidden_size // num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.is_causal = False
+        self.mixing_channels = mixing_channels
+        self.uses_summary_token = uses_summary_token
+        self.q_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
+        self.k_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
+        self.v_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
+        self.o_proj = nn.Linear(hidden_size, hidden_size)
+
+    def _mix_keys_or_values(self, states: torch.Tensor) -> torch.Tensor:
+        """`(batch, frames, tokens, hidden)` -> the same, space-time mixed and with summary tokens where configured."""
+        summary = summary_tokens(states) if self.uses_summary_token else None
+        states = space_time_mixing(states, self.config.space_time_mixing_segment_length, self.mixing_channels)
+        return states if summary is None else torch.cat([states, summary], dim=2)
+
+    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
+        """`(..., tokens, hidden)` -> `(prod(...), heads, tokens, head_dim)`."""
+        return states.reshape(-1, states.shape[-2], self.num_attention_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Args:
+            hidden_states (`torch.Tensor` of shape `(batch_size, num_frames, num_tokens, hidden_size)`, or
+                `(batch_size, num_tokens, hidden_size)` when neither mixing nor summary tokens are used).
+
+        Returns:
+            The attention output, shaped like `hidden_states`, and the attention probabilities
+            `(batch_size * num_frames, heads, num_tokens, num_keys)` when `output_attentions` (else `None`).
+        """
+        input_shape = hidden_states.shape
+        query = self.q_proj(hidden_states)
+        key = self.k_proj(hidden_states)
+        value = self.v_proj(hidden_states)
+        if self.mixing_channels or self.uses_summary_token:
+            key, value = self._mix_keys_or_values(key), self._mix_keys_or_values(value)
+
+        attention_interface: Callable = eager_attention_forward
+        if not output_attentions:  # only eager attention returns the probabilities
+            attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+                self.config._attn_implementation, eager_attention_forward
+            )
+        attn_output, attn_weights = attention_interface(
+            self,
+            self._split_heads(query),
+            self._split_heads(key),
+            self._split_heads(value),
+            None,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        attn_output = self.o_proj(attn_output.reshape(input_shape))
+        return attn_output, attn_weights if output_attentions else None
+
+
+class XViTMLP(nn.Module):
+    def __init__(self, config: XViTConfig, intermediate_size: int):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, intermediate_size)
+        self.activation_fn = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation_fn(self.fc1(hidden_states)))
+
+
+class XViTDropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch of a sample with probability `drop_prob` in training."""
+
+    def __init__(self, drop_prob: float):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return hidden_states
+        keep_prob = 1 - self.drop_prob
+        mask_shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
+        mask = hidden_states.new_empty(mask_shape).bernoulli_(keep_prob)
+        return hidden_states * mask / keep_prob
+
+
+class XViTLayer(GradientCheckpointingLayer):
+    """Pre-norm transformer block: `x + attention(LN(x))`, then `x + MLP(LN(x))`."""
+
+    def __init__(
+        self,
+        config: XViTConfig,
+        attention: XViTAttention,
+        intermediate_size: int,
+        layer_norm_eps: float,
+        drop_path_rate: float = 0.0,
+    ):
+        super().__init__()
+        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=layer_norm_eps)
+        self.attention = attention
+        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=layer_norm_eps)
+        self.mlp = XViTMLP(config, intermediate_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.drop_path = XViTDropPath(drop_path_rate)
+
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attention_output, attn_weights = self.attention(self.layernorm_before(hidden_states), output_attentions)
+        hidden_states = hidden_states + self.drop_path(self.dropout(attention_output))
+        mlp_output = self.mlp(self.layernorm_after(hidden_states))
+        hidden_states = hidden_states + self.drop_path(self.dropout(mlp_output))
+        return hidden_states, attn_weights
+
+
+def backbone_layer(config: XViTConfig, layer_idx: int, drop_path_rate: float) -> XViTLayer:
+    """Backbone layer `layer_idx`: a ViT block whose attention mixes space and time where the config says so."""
+    mixes = layer_idx in config.space_time_mixing_layers
+    attention = XViTAttention(
+        config,
+        config.num_attention_heads,
+        config.qkv_bias,
+        mixing_channels=config.space_time_mixing_channels if mixes else 0,
+        uses_summary_token=layer_idx in config.summary_token_layers,
+    )
+    return XViTLayer(config, attention, config.intermediate_size, config.layer_norm_eps, drop_path_rate)
+
+
+class XViTTemporalAttention(nn.Module):
+    """
+    The paper's temporal-attention head ("TA"): a small pre-norm transformer over the per-frame CLS features with a CLS
+    token of its own (no position embedding); its CLS output is the video embedding.
+    """
+
+    def __init__(self, config: XViTConfig):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.layers = nn.ModuleList(
+            XViTLayer(
+                config,
+                XViTAttention(config, config.temporal_attention_num_heads, config.temporal_attention_qkv_bias),
+                config.temporal_attention_intermediate_size,
+                config.temporal_attention_layer_norm_eps,
+            )
+            for _ in range(config.temporal_attention_num_layers)
+        )
+
+    def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
+        """`(batch_size, num_frames, hidden_size)` -> `(batch_size, hidden_size)`."""
+        cls_tokens = self.cls_token.expand(frame_features.shape[0], -1, -1)
+        hidden_states = torch.cat((cls_tokens, frame_features), dim=1)
+        for layer in self.layers:
+            hidden_states, _ = layer(hidden_states)
+        return hidden_states[:, 0]
+
+
+class XViTTemporalMean(nn.Module):
+    """Temporal averaging of the per-frame CLS features (the paper's simplest baseline)."""
+
+    def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
+        return frame_features.mean(dim=1)
+
+
+class XViTClassificationHead(nn.Module):
+    """The original's MLP head: LayerNorm -> Linear -> GELU -> Dropout -> Linear."""
+
+    def __init__(self, config: XViTConfig):
+        super().__init__()
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.classifier_layer_norm_eps)
+        self.dense = nn.Linear(config.hidden_size, config.classifier_hidden_size)
+        self.activation_fn = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.out_proj = nn.Linear(config.classifier_hidden_size, config.num_labels)
+
+    def forward(self, video_embedding: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.activation_fn(self.dense(self.layernorm(video_embedding)))
+        return self.out_proj(self.dropout(hidden_states))
+
+
+class XViTPreTrainedModel(PreTrainedModel):
+    config: XViTConfig
+    base_model_prefix = "xvit"
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["XViTEmbeddings", "XViTLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """ViT conventions: truncated normal weights, zero biases, unit layer norms; zero temporal embedding, so an
+        XViT initialised from an image ViT starts as that ViT applied to every frame."""
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init.trunc_normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, XViTEmbeddings):
+            init.trunc_normal_(module.cls_token, mean=0.0, std=std)
+            init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
+            init.zeros_(module.temporal_embeddings)
+        elif isinstance(module, XViTTemporalAttention):
+            init.trunc_normal_(module.cls_token, mean=0.0, std=std)
+
+
+def check_pixel_values(pixel_values: torch.Tensor, config: XViTConfig, interpolate_pos_encoding: bool) -> None:
+    """Raise a clear error for input that the model cannot take, instead of broadcasting silently."""
+    expected = f"(batch_size, num_frames, {config.num_channels}, {config.image_size}, {config.image_size})"
+    if pixel_values.ndim != 5:
+        raise ValueError(f"`pixel_values` must have shape {expected}, got {tuple(pixel_values.shape)}.")
+    _, num_frames, num_channels, height, width = pixel_values.shape
+    if num_channels != config.num_channels:
+        raise ValueError(
+            f"`pixel_values` must have {config.num_channels} channels in dimension 2, shape {expected}; "
+            f"got {tuple(pixel_values.shape)}."
+        )
+    if height % config.patch_size or width % config.patch_size:
+        raise ValueError(
+            f"`pixel_values` height and width must be multiples of the patch size {config.patch_size}, "
+            f"got {tuple(pixel_values.shape)}."
+        )
+    if not interpolate_pos_encoding and (height, width) != (config.image_size, config.image_size):
+        raise ValueError(
+            f"`pixel_values` frames are {height}x{width} but the model takes {config.image_size}x{config.image_size}"
+            f" (shape {expected}, got {tuple(pixel_values.shape)}); pass `interpolate_pos_encoding=True` to resize the"
+            " position embedding."
+        )
+    segment_length = config.space_time_mixing_segment_length
+    if config.space_time_mixing_layers and num_frames % segment_length:
+        raise ValueError(
+            f"`pixel_values` has {num_frames} frames (shape {tuple(pixel_values.shape)}), which is not a multiple of "
+            f"the space-time mixing segment length {segment_length}."
+        )
+    num_embeddings = config.num_temporal_embeddings
+    if num_frames > num_embeddings and num_frames % num_embeddings:
+        raise ValueError(
+            f"`pixel_values` has {num_frames} frames (shape {tuple(pixel_values.shape)}); the model has "
+            f"{num_embeddings} temporal embeddings, so it takes at most {num_embeddings} frames or a multiple of it."
+        )
+
+
+class XViTModel(XViTPreTrainedModel):
+    """
+    The XViT backbone and its temporal aggregation: pixel values of a clip in, every token's features and the video
+    embedding out.
+    """
+
+    def __init__(self, config: XViTConfig):
+        super().__init__(config)
+        self.config = config
+        self.embeddings = XViTEmbeddings(config)
+        drop_path_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers, device="cpu").tolist()
+        self.layers = nn.ModuleList(
+            backbone_layer(config, layer_idx, drop_path_rates[layer_idx])
+            for layer_idx in range(config.num_hidden_layers)
+        )
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.frame_dropout = nn.Dropout(config.frame_dropout_prob)
+        if config.temporal_aggregation == "attention":
+            self.temporal_aggregation = XViTTemporalAttention(config)
+        else:
+            self.temporal_aggregation = XViTTemporalMean()
+        self.post_init()
+
+    def get_input_embeddings(self) -> XViTPatchEmbeddings:
+        return self.embeddings.patch_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> XViTModelOutput:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
+                The clip, normalised as by [`XViTVideoProcessor`].
+            interpolate_pos_encoding (`bool`, defaults to `False`):
+                Resize the spatial position embedding for frames of another size than `config.image_size`.
+            output_attentions (`bool`, *optional*):
+                Return the attention probabilities of every backbone layer (computed with eager attention).
+            output_hidden_states (`bool`, *optional*):
+                Return the embedding output and every backbone layer's output.
+
+        Returns:
+            [`XViTModelOutput`]; see its docstring for the shapes.
+        """
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        check_pixel_values(pixel_values, self.config, interpolate_pos_encoding)
+        pixel_values = pixel_values.to(self.embeddings.patch_embeddings.projection.weight.dtype)
+        batch_size, num_frames = pixel_values.shape[:2]
+
+        # Hidden states keep the (batch, frames, tokens, hidden) layout: linear layers act on the last axis, and
+        # attention needs the frames apart.
+        hidden_states = self.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
+        all_hidden_states = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for layer in self.layers:
+            hidden_states, attn_weights = layer(hidden_states, output_attentions)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+            if output_attentions:
+                all_attentions.append(attn_weights.view(batch_size, num_frames, *attn_weights.shape[1:]))
+
+        sequence_output = self.layernorm(hidden_states)
+        frame_features = sequence_output[:, :, 0]
+        video_embedding = self.temporal_aggregation(self.frame_dropout(frame_features))
+
+        return XViTModelOutput(
+            last_hidden_state=sequence_output.flatten(1, 2),
+            pooler_output=video_embedding,
+            frame_features=frame_features,
+            hidden_states=tuple(state.flatten(1, 2) for state in all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+        )
+
+
+class XViTForVideoClassification(XViTPreTrainedModel):
+    """XViT with a classifier on the video embedding: the original's MLP head, or a single linear layer."""
+
+    def __init__(self, config: XViTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.xvit = XViTModel(config)
+        if config.classifier_hidden_size:
+            self.classifier = XViTClassificationHead(config)
+        else:
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
+                The clip, normalised as by [`XViTVideoProcessor`].
+            labels (`torch.LongTensor` of shape `(batch_size,)`, or `torch.FloatTensor` of shape
+                `(batch_size, num_labels)` for multi-label classification, *optional*):
+                Targets of the loss, chosen through `config.problem_type` as in every Transformers classifier
+                (regression when `num_labels == 1`, cross-entropy for integer labels, binary cross-entropy otherwise).
+
+        Returns:
+            [`ImageClassifierOutput`] with `logits` of shape `(batch_size, num_labels)`.
+        """
+        outputs = self.xvit(
+            pixel_values,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.classifier(outputs.pooler_output)
+        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
+        return ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = ["XViTForVideoClassification", "XViTModel", "XViTPreTrainedModel"]
