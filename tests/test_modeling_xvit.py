@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, ViTConfig, ViTModel
 
 from modeling_xvit import XViTForVideoClassification, XViTModel
@@ -329,3 +330,28 @@ def test_initialisation_follows_vit_conventions(tiny_config):
     assert 0.015 < model.xvit.layers[0].attention.q_proj.weight.std() < 0.025
     assert model.xvit.layers[0].attention.q_proj.bias.abs().sum() == 0
     assert model.xvit.layernorm.weight.eq(1).all()
+
+
+def count_flops(model: torch.nn.Module, pixel_values: torch.Tensor) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(pixel_values)
+    return counter.get_total_flops()
+
+
+def test_costs_what_a_per_frame_vit_costs(tiny_config, clip):
+    """Counted FLOPs, not time: space-time mixing adds no matrix work, so XViT's backbone equals a per-frame ViT.
+    Eager attention, because the counter does not see inside the CPU sdpa kernel."""
+    base = dict(temporal_aggregation="mean", classifier_hidden_size=None, num_frames=8)
+    config = tiny_config(**base)
+    vit_config = ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=32, patch_size=16
+    )
+    vit = ViTModel._from_config(vit_config, add_pooling_layer=False, attn_implementation="eager").eval()
+    pixel_values = clip(batch_size=1, num_frames=8)
+    xvit_flops = count_flops(eval_model(XViTModel, config, attn_implementation="eager"), pixel_values)
+    assert xvit_flops == count_flops(vit, pixel_values.flatten(0, 1))
+
+    # summary tokens in both layers add 8 keys per frame: 2 matmuls x 2 FLOPs x frames x tokens x keys x hidden
+    with_summary = eval_model(XViTModel, tiny_config(**base, summary_token_layers=[0, 1]), attn_implementation="eager")
+    extra = 2 * (2 * 2 * 8 * (config.num_patches + 1) * 8 * 32)
+    assert count_flops(with_summary, pixel_values) == xvit_flops + extra
