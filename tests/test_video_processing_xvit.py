@@ -1,0 +1,329 @@
+import functools
+import http.server
+import io
+import json
+import random
+import sys
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from conftest import frame_level
+from transformers import AutoVideoProcessor
+
+from modeling_xvit import XViTVideoProcessor
+from modeling_xvit import video_processing_xvit as vpx
+from modeling_xvit.clip_sampling import sample_clip_indices
+
+BACKENDS = ["decord", "pyav"]
+
+
+def raw_processor(**kwargs) -> XViTVideoProcessor:
+    """No resize, crop, rescale or normalisation: the output is the sampled frames' pixels."""
+    options = dict(do_resize=False, do_center_crop=False, do_rescale=False, do_normalize=False)
+    return XViTVideoProcessor(**{**options, **kwargs})
+
+
+def frame_ids(clip: torch.Tensor) -> list[int]:
+    """Which synthetic frame each decoded frame is, from its grey level (lossy codecs move it by a few levels)."""
+    return [round((level - 10) / 15) for level in clip.flatten(1).float().mean(1).tolist()]
+
+
+@pytest.mark.parametrize("name", ["bigbuckbunny", "bikes", "carphone_pristine"])
+def test_real_videos_give_normalised_clips(real_videos, name):
+    pixel_values = XViTVideoProcessor()(real_videos[name], return_tensors="pt").pixel_values
+    assert pixel_values.shape == (1, 16, 3, 224, 224)
+    assert pixel_values.dtype == torch.float32
+    assert pixel_values.min() >= -1 and pixel_values.max() <= 1
+    assert pixel_values.std() > 0.1  # real content, not a blank clip
+
+
+def test_decord_and_pyav_decode_the_same_clip(real_videos):
+    processor = XViTVideoProcessor(sampling="dense", sampling_rate=4, num_temporal_views=2, num_spatial_crops=3)
+    by_decord = processor(real_videos["bikes"], decoding_backend="decord").pixel_values
+    by_pyav = processor(real_videos["bikes"], decoding_backend="pyav").pixel_values
+    torch.testing.assert_close(by_decord, by_pyav)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sampling", ["segment", "dense"])
+def test_decoded_frames_are_the_sampled_ones(make_video, backend, sampling):
+    path = make_video(num_frames=15)
+    processor = raw_processor(num_frames=4, sampling=sampling, sampling_rate=2, target_fps=25)
+    output = processor(path, decoding_backend=backend, return_metadata=True)
+    expected = sample_clip_indices(15, 4, sampling, sampling_rate=2, video_fps=25.0, target_fps=25.0)[0]
+    assert output["video_metadata"][0].frames_indices == expected
+    assert frame_ids(output.pixel_values[0]) == expected
+
+
+def test_decord_decodes_only_the_sampled_frames(real_videos, monkeypatch):
+    import decord
+
+    requested = []
+    get_batch = decord.VideoReader.get_batch
+
+    def recording_get_batch(self, indices):
+        requested.extend(indices)
+        return get_batch(self, indices)
+
+    monkeypatch.setattr(decord.VideoReader, "get_batch", recording_get_batch)
+    output = XViTVideoProcessor(num_frames=8)(real_videos["bikes"], return_metadata=True)
+    assert sorted(requested) == sorted(set(output["video_metadata"][0].frames_indices))
+    assert len(requested) == 8  # out of 250 frames
+
+
+def test_views_layout_is_video_then_temporal_view_then_crop(make_video):
+    # Brightness grows with time and with x: later clips are brighter, right crops are brighter.
+    ramp = np.linspace(0, 100, 256, dtype=np.float32)[None, :, None]
+    frames = np.stack([np.broadcast_to(ramp + 8 * t, (64, 256, 3)) for t in range(16)]).astype(np.uint8)
+    path = make_video(num_frames=16, width=256, height=64, frames=frames)
+    processor = XViTVideoProcessor(
+        size={"shortest_edge": 64}, crop_size=64, num_frames=4, sampling="dense", sampling_rate=1, target_fps=25
+    )
+    pixel_values = processor([path, path], num_temporal_views=2, num_spatial_crops=3).pixel_values
+    assert pixel_values.shape == (2 * 2 * 3, 4, 3, 64, 64)
+    means = pixel_values.mean(dim=(1, 2, 3, 4)).reshape(2, 2, 3)  # (video, temporal view, crop)
+    torch.testing.assert_close(means[0], means[1])
+    assert (means[:, 1] > means[:, 0]).all()  # second temporal view starts later
+    assert (means[:, :, 0] < means[:, :, 1]).all() and (means[:, :, 1] < means[:, :, 2]).all()  # left < centre < right
+
+
+def test_portrait_video_crops_top_centre_bottom(make_video):
+    ramp = np.linspace(0, 200, 256, dtype=np.float32)[:, None, None]
+    frames = np.broadcast_to(ramp, (4, 256, 64, 3)).astype(np.uint8)
+    path = make_video(num_frames=4, width=64, height=256, frames=frames)
+    processor = XViTVideoProcessor(size={"shortest_edge": 64}, crop_size=64, num_frames=2, num_spatial_crops=3)
+    means = processor(path).pixel_values.mean(dim=(1, 2, 3, 4))
+    assert means[0] < means[1] < means[2]
+
+
+def test_average_view_scores_folds_views_into_videos():
+    processor = XViTVideoProcessor(num_temporal_views=2, num_spatial_crops=3)
+    logits = torch.randn(2 * 6, 5)
+    averaged = processor.average_view_scores(logits)
+    torch.testing.assert_close(averaged, logits.softmax(-1).reshape(2, 6, 5).mean(1))
+    torch.testing.assert_close(
+        processor.average_view_scores(logits, apply_softmax=False), logits.view(2, 6, 5).mean(1)
+    )
+    with pytest.raises(ValueError, match=r"num_views=6, got \(7, 5\)"):
+        processor.average_view_scores(torch.randn(7, 5))
+
+
+def test_training_augmentation(make_video):
+    ramp = np.linspace(0, 250, 96, dtype=np.float32)[None, :, None]
+    frames = np.broadcast_to(ramp, (8, 64, 96, 3)).astype(np.uint8)
+    path = make_video(num_frames=8, width=96, height=64, frames=frames)
+    processor = XViTVideoProcessor(crop_size=32, num_frames=4, do_augment=True, scale_jitter=[40, 64])
+
+    def left_minus_right(**kwargs) -> float:
+        clip = processor(path, do_rand_augment=False, **kwargs).pixel_values[0]
+        return (clip[..., :8].mean() - clip[..., -8:].mean()).item()
+
+    random.seed(0)
+    assert all(left_minus_right(do_flip=False) < 0 for _ in range(10))  # never flipped
+    flipped = [left_minus_right() > 0 for _ in range(20)]
+    assert any(flipped) and not all(flipped)
+
+    torch.manual_seed(0)
+    random.seed(0)
+    augmented = processor(path, num_temporal_views=2).pixel_values
+    assert augmented.shape == (2, 4, 3, 32, 32)
+    random.seed(0)
+    plain = processor(path, num_temporal_views=2, do_rand_augment=False).pixel_values
+    assert not torch.equal(augmented, plain)  # RandAugment changed the pixels
+    with pytest.raises(ValueError, match="num_spatial_crops=1"):
+        processor(path, num_spatial_crops=3)
+
+
+def test_scale_jitter_sets_the_short_side(make_video, monkeypatch):
+    path = make_video(num_frames=4, width=96, height=64)
+    sizes = []
+    resize = XViTVideoProcessor.resize
+
+    def recording_resize(self, frames, size, **kwargs):
+        sizes.append(size.shortest_edge)
+        return resize(self, frames, size, **kwargs)
+
+    monkeypatch.setattr(XViTVideoProcessor, "resize", recording_resize)
+    processor = XViTVideoProcessor(crop_size=32, num_frames=4, do_augment=True, scale_jitter=[40, 48])
+    random.seed(0)
+    for _ in range(30):
+        processor(path, do_rand_augment=False)
+    assert set(sizes) == set(range(40, 49))
+
+
+def test_bytes_file_objects_and_urls_match_paths(real_videos):
+    path = real_videos["carphone_pristine"]
+    processor = XViTVideoProcessor(num_frames=4)
+    expected = processor(path).pixel_values
+    with open(path, "rb") as file:
+        data = file.read()
+    torch.testing.assert_close(processor(data).pixel_values, expected)
+    torch.testing.assert_close(processor(io.BytesIO(data)).pixel_values, expected)
+
+    directory, name = path.rsplit("/", 1)
+    handler = functools.partial(QuietHandler, directory=directory)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/{name}"
+        torch.testing.assert_close(processor(url).pixel_values, expected)
+        with pytest.raises(ValueError, match="Could not download video .*missing.mp4"):
+            processor(url.replace(name, "missing.mp4"))
+        server.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_decoded_arrays_and_metadata(make_video):
+    frames = np.stack([np.full((48, 64, 3), frame_level(i), np.uint8) for i in range(12)])
+    processor = raw_processor(num_frames=4)
+    from_array = processor(frames).pixel_values
+    assert frame_ids(from_array[0]) == sample_clip_indices(12, 4)[0]
+    channels_first = processor(torch.from_numpy(frames).permute(0, 3, 1, 2)).pixel_values
+    torch.testing.assert_close(channels_first, from_array)
+    # Dense sampling of decoded frames uses the frame rate given in `video_metadata`.
+    dense = raw_processor(num_frames=4, sampling="dense", sampling_rate=1, target_fps=10)
+    slow = dense(frames, video_metadata={"total_num_frames": 12, "fps": 10}).pixel_values
+    fast = dense(frames, video_metadata={"total_num_frames": 12, "fps": 30}).pixel_values
+    assert frame_ids(slow[0]) == [0, 1, 2, 3] and frame_ids(fast[0]) == [0, 3, 7, 11]
+
+
+def test_save_and_load_through_auto_video_processor(tmp_path):
+    processor = XViTVideoProcessor(sampling="dense", num_temporal_views=2, num_spatial_crops=3, do_flip=False)
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
+    assert saved["auto_map"] == {"AutoVideoProcessor": "video_processing_xvit.XViTVideoProcessor"}
+    assert (tmp_path / "video_processing_xvit.py").is_file() and (tmp_path / "clip_sampling.py").is_file()
+    loaded = AutoVideoProcessor.from_pretrained(tmp_path)
+    assert type(loaded) is XViTVideoProcessor
+    assert (loaded.sampling, loaded.num_views, loaded.do_flip) == ("dense", 6, False)
+    assert tuple(loaded.image_mean) == (0.5, 0.5, 0.5) and loaded.crop_size["height"] == 224
+
+
+def test_pyav_is_used_when_decord_is_missing(make_video, monkeypatch):
+    monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` fail
+    output = raw_processor(num_frames=4)(make_video(num_frames=8), return_metadata=True)
+    assert output["video_metadata"][0].video_backend == "pyav"
+    with pytest.raises(ImportError, match="needs decord"):
+        raw_processor()(make_video(num_frames=8), decoding_backend="decord")
+
+
+# Bad input: each case gives a valid clip or an error naming the file and the reason.
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "nope.mp4"
+    with pytest.raises(FileNotFoundError, match="Video file not found: .*nope.mp4"):
+        XViTVideoProcessor()(str(missing))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_not_a_video(tmp_path, backend):
+    path = tmp_path / "notes.mp4"
+    path.write_text("not a video")
+    with pytest.raises(ValueError, match=f"Could not open video '{path}' with {backend}"):
+        XViTVideoProcessor()(str(path), decoding_backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_truncated_mp4(real_videos, tmp_path, backend):
+    data = open(real_videos["bikes"], "rb").read()
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=f"Could not open video '{path}' with {backend}"):
+        XViTVideoProcessor()(str(path), decoding_backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_frames(tmp_path, backend):
+    import av
+
+    path = str(tmp_path / "empty.mkv")
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = 64, 48
+        container.start_encoding()
+    with pytest.raises(ValueError, match=f"Could not open video '{path}'"):
+        XViTVideoProcessor()(path, decoding_backend=backend)
+    with pytest.raises(ValueError, match="0 frames"):
+        XViTVideoProcessor()(np.zeros((0, 48, 64, 3), np.uint8))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_frame_video_repeats_the_frame(make_video, backend):
+    path = make_video(num_frames=1)
+    clip = raw_processor(num_frames=8)(path, decoding_backend=backend).pixel_values[0]
+    assert frame_ids(clip) == [0] * 8
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_video_shorter_than_the_clip_is_padded(make_video, backend):
+    path = make_video(num_frames=5)
+    processor = raw_processor(num_frames=8, sampling="dense", sampling_rate=2, target_fps=25)
+    clip = processor(path, decoding_backend=backend).pixel_values[0]
+    assert frame_ids(clip) == [0, 2, 4, 4, 4, 4, 4, 4]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "name, codec, pix_fmt, frame_format",
+    [("gray.mkv", "ffv1", "gray", "gray"), ("rgba.mov", "png", "rgba", "rgba")],
+)
+def test_grayscale_and_rgba_videos(make_video, backend, name, codec, pix_fmt, frame_format):
+    path = make_video(num_frames=6, name=name, codec=codec, pix_fmt=pix_fmt, frame_format=frame_format)
+    clip = raw_processor(num_frames=3)(path, decoding_backend=backend).pixel_values[0]
+    assert clip.shape == (3, 3, 48, 64)
+    assert frame_ids(clip) == sample_clip_indices(6, 3)[0]
+
+
+def test_grayscale_and_rgba_arrays():
+    grey = np.full((6, 48, 64, 1), 100, np.uint8)
+    assert torch.all(raw_processor(num_frames=3)(grey).pixel_values == 100)
+    rgba = np.full((6, 48, 64, 4), 100, np.uint8)
+    rgba[..., 3] = 0  # fully transparent: blended on white
+    clip = raw_processor(num_frames=3)(rgba).pixel_values
+    assert clip.shape == (1, 3, 3, 48, 64) and torch.all(clip == 255)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_4k_frames_are_resized_chunk_by_chunk(make_video, monkeypatch, backend):
+    path = make_video(num_frames=4, width=3840, height=2160, codec="mpeg4")
+    frame_bytes = 3840 * 2160 * 3
+    monkeypatch.setattr(vpx, "DECODE_CHUNK_BYTES", frame_bytes)  # one 4K frame at a time
+    processor = XViTVideoProcessor(num_frames=4)
+    tracemalloc.start()
+    try:
+        pixel_values = processor(path, decoding_backend=backend).pixel_values
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pixel_values.shape == (1, 4, 3, 224, 224)
+    assert peak < 2.5 * frame_bytes  # at most two full-size frames alive at once, although four were sampled
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_variable_frame_rate(make_video, backend):
+    pts = [0, 40, 80, 200, 210, 220, 500, 540, 560, 900, 1000, 1010]
+    path = make_video(num_frames=12, pts=pts)
+    output = raw_processor(num_frames=4)(path, decoding_backend=backend, return_metadata=True)
+    indices = output["video_metadata"][0].frames_indices
+    assert indices == sample_clip_indices(12, 4)[0]
+    assert frame_ids(output.pixel_values[0]) == indices
+
+
+def test_bad_arguments_are_named():
+    processor = XViTVideoProcessor()
+    frames = np.zeros((4, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="`sampling` must be one of"):
+        processor(frames, sampling="uniform")
+    with pytest.raises(ValueError, match="`decoding_backend` must be one of"):
+        processor(frames, decoding_backend="torchcodec")
+    with pytest.raises(ValueError, match="Unknown arguments .*'frame_rate'"):
+        processor(frames, frame_rate=3)
+    with pytest.raises(ValueError, match="Cannot make the views of video <decoded ndarray of shape"):
+        processor(frames, do_resize=False)  # 32 x 32 frames cannot give 224 x 224 crops
