@@ -1,0 +1,139 @@
+"""Initialising XViT from image ViT weights (a Transformers ViTModel folder or a timm state dict)."""
+
+import json
+
+import pytest
+import torch
+from transformers import ViTConfig, ViTModel
+
+from conversion.convert_original_xvit import ConversionError
+from conversion.convert_vit_to_xvit import main, xvit_from_vit
+from modeling_xvit import XViTForVideoClassification, XViTModel
+
+NUM_FRAMES = 4
+
+
+@pytest.fixture(scope="module")
+def vit() -> ViTModel:
+    """A tiny random image ViT with Transformers' default layer-norm eps (1e-12)."""
+    torch.manual_seed(0)
+    config = ViTConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        image_size=32,
+        patch_size=16,
+    )
+    model = ViTModel(config).eval()
+    with torch.no_grad():  # non-trivial layer norms, so that copying them is tested
+        for name, parameter in model.named_parameters():
+            if "layernorm" in name:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    return model
+
+
+@pytest.fixture
+def vit_folder(vit, tmp_path):
+    vit.save_pretrained(tmp_path / "vit")
+    return tmp_path / "vit"
+
+
+def timm_state_dict(vit: ViTModel) -> dict[str, torch.Tensor]:
+    """The same weights in timm's layout: fused qkv, timm names, plus the image classifier timm checkpoints carry."""
+    weights = vit.state_dict()
+    state_dict = {
+        "cls_token": weights["embeddings.cls_token"],
+        "pos_embed": weights["embeddings.position_embeddings"],
+        "patch_embed.proj.weight": weights["embeddings.patch_embeddings.projection.weight"],
+        "patch_embed.proj.bias": weights["embeddings.patch_embeddings.projection.bias"],
+        "norm.weight": weights["layernorm.weight"],
+        "norm.bias": weights["layernorm.bias"],
+        "head.weight": torch.randn(1000, 64),
+        "head.bias": torch.zeros(1000),
+    }
+    for i in range(vit.config.num_hidden_layers):
+        layer = f"layers.{i}"
+        for kind in ("weight", "bias"):
+            state_dict[f"blocks.{i}.norm1.{kind}"] = weights[f"{layer}.layernorm_before.{kind}"]
+            state_dict[f"blocks.{i}.norm2.{kind}"] = weights[f"{layer}.layernorm_after.{kind}"]
+            state_dict[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat(
+                [weights[f"{layer}.attention.{name}.{kind}"] for name in ("q_proj", "k_proj", "v_proj")]
+            )
+            state_dict[f"blocks.{i}.attn.proj.{kind}"] = weights[f"{layer}.attention.o_proj.{kind}"]
+            state_dict[f"blocks.{i}.mlp.fc1.{kind}"] = weights[f"{layer}.mlp.fc1.{kind}"]
+            state_dict[f"blocks.{i}.mlp.fc2.{kind}"] = weights[f"{layer}.mlp.fc2.{kind}"]
+    return state_dict
+
+
+def per_frame_vit_features(vit: ViTModel, clip: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+    """Each frame's final CLS feature from the image ViT: `(batch, frames, hidden)`."""
+    with torch.no_grad():
+        outputs = vit(clip.flatten(0, 1), interpolate_pos_encoding=interpolate_pos_encoding)
+    return outputs.last_hidden_state[:, 0].view(*clip.shape[:2], -1)
+
+
+def clip(size: int = 32) -> torch.Tensor:
+    return torch.randn(2, NUM_FRAMES, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def test_from_transformers_vit_starts_as_the_image_vit_on_every_frame(vit, vit_folder):
+    # Without mixing, a zero temporal embedding and the copied weights must reproduce the image ViT exactly.
+    model = xvit_from_vit(vit_folder, num_frames=NUM_FRAMES, num_labels=3, space_time_mixing_layers=[]).eval()
+    assert isinstance(model, XViTForVideoClassification)
+    assert model.config.layer_norm_eps == vit.config.layer_norm_eps == 1e-12
+    assert model.config.num_attention_heads == 4 and model.config.num_labels == 3
+    assert torch.count_nonzero(model.xvit.embeddings.temporal_embeddings) == 0
+    video = clip()
+    with torch.no_grad():
+        frame_features = model.xvit(video).frame_features
+    torch.testing.assert_close(frame_features, per_frame_vit_features(vit, video), atol=1e-5, rtol=1e-5)
+
+
+def test_mixing_is_on_by_default_and_changes_the_features(vit, vit_folder):
+    model = xvit_from_vit(vit_folder, num_frames=NUM_FRAMES, with_classifier=False).eval()
+    assert isinstance(model, XViTModel) and model.config.space_time_mixing_layers == [0, 1]
+    video = clip()
+    with torch.no_grad():
+        frame_features = model(video).frame_features
+    assert (frame_features - per_frame_vit_features(vit, video)).abs().max() > 1e-3
+
+
+def test_position_embedding_is_resized_for_another_frame_size(vit, vit_folder):
+    model = xvit_from_vit(vit_folder, num_frames=NUM_FRAMES, image_size=48, space_time_mixing_layers=[]).eval()
+    assert model.config.image_size == 48
+    assert model.xvit.embeddings.position_embeddings.shape == (1, 1 + 3 * 3, 64)
+    video = clip(48)
+    with torch.no_grad():
+        frame_features = model.xvit(video).frame_features
+    # Transformers' ViT resizes the same way (bicubic) when asked to interpolate.
+    expected = per_frame_vit_features(vit, video, interpolate_pos_encoding=True)
+    torch.testing.assert_close(frame_features, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_from_timm_state_dict_file_matches_the_transformers_path(vit, vit_folder, tmp_path):
+    torch.save({"model": timm_state_dict(vit)}, tmp_path / "vit_timm.pth")
+    from_timm = xvit_from_vit(tmp_path / "vit_timm.pth", num_frames=NUM_FRAMES, num_attention_heads=4, num_labels=3)
+    from_transformers = xvit_from_vit(vit_folder, num_frames=NUM_FRAMES, num_labels=3)
+    assert from_timm.config.layer_norm_eps == 1e-6  # timm's eps, not Transformers' 1e-12
+    timm_weights, transformers_weights = from_timm.state_dict(), from_transformers.state_dict()
+    for key in transformers_weights:
+        if key.startswith(("xvit.embeddings", "xvit.layers", "xvit.layernorm")):
+            torch.testing.assert_close(timm_weights[key], transformers_weights[key], msg=key)
+
+
+def test_timm_state_dict_with_unknown_keys_is_refused(vit):
+    state_dict = {**timm_state_dict(vit), "fc_norm.weight": torch.ones(64)}
+    with pytest.raises(ConversionError, match=r"keys this converter does not know.*'base_model.fc_norm.weight'"):
+        xvit_from_vit(state_dict, num_frames=NUM_FRAMES, num_attention_heads=4)
+
+
+def test_cli_writes_a_loadable_folder_with_labels(vit_folder, tmp_path):
+    exit_code = main(
+        [f"--vit={vit_folder}", f"--output-dir={tmp_path / 'xvit'}", f"--num-frames={NUM_FRAMES}", "--labels=ssv2"]
+    )
+    assert exit_code == 0
+    config = json.loads((tmp_path / "xvit" / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_xvit.XViTForVideoClassification"
+    model = XViTForVideoClassification.from_pretrained(tmp_path / "xvit")
+    assert model.config.num_labels == 174 and model.config.num_frames == NUM_FRAMES
