@@ -46,6 +46,44 @@ class XViTModelOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+def shift_channels_in_time(
+    states: torch.Tensor, segment_length: int, num_channels: int, reverse: bool = False
+) -> torch.Tensor:
+    """
+    Inside each segment of `segment_length` consecutive frames, frame t takes channels `[0, num_channels)` from frame
+    t+1 and channels `[num_channels, 2 * num_channels)` from frame t-1 (with `reverse`, the other way round: the first
+    slice from t-1 and the second from t+1); the other channels stay. A neighbour outside the segment gives zeros.
+    One output tensor, written once: no full-size zero tensor, no concatenation.
+    """
+    batch_size, num_frames, num_tokens, hidden_size = states.shape
+    segments = states.reshape(-1, segment_length, num_tokens, hidden_size)
+    first, second = slice(0, num_channels), slice(num_channels, 2 * num_channels)
+    from_next, from_previous = (second, first) if reverse else (first, second)
+    mixed = torch.empty_like(segments)
+    mixed[:, :-1, :, from_next] = segments[:, 1:, :, from_next]
+    mixed[:, -1, :, from_next] = 0
+    mixed[:, 1:, :, from_previous] = segments[:, :-1, :, from_previous]
+    mixed[:, 0, :, from_previous] = 0
+    mixed[..., 2 * num_channels :] = segments[..., 2 * num_channels :]
+    return mixed.view(batch_size, num_frames, num_tokens, hidden_size)
+
+
+class SpaceTimeMixingFunction(torch.autograd.Function):
+    """Space-time mixing with its own backward: the gradient of a shift in time is the opposite shift, which costs
+    one copy instead of autograd's zero-filled tensor per slice."""
+
+    @staticmethod
+    def forward(ctx, states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
+        ctx.segment_length, ctx.num_channels = segment_length, num_channels
+        return shift_channels_in_time(states, segment_length, num_channels)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        grad = shift_channels_in_time(grad_output, ctx.segment_length, ctx.num_channels, reverse=True)
+        return grad, None, None
+
+
 def space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
     """
     Mix keys or values across neighbouring frames (the paper's space-time mixing).
@@ -60,17 +98,11 @@ def space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: i
         num_channels (`int`): channels borrowed from each neighbour.
 
     Returns:
-        `torch.Tensor` of the same shape. One concatenation, no zero tensor of the full size and no in-place copies.
+        `torch.Tensor` of the same shape.
     """
     if num_channels == 0:
         return states
-    batch_size, num_frames, num_tokens, hidden_size = states.shape
-    segments = states.view(-1, segment_length, num_tokens, hidden_size)
-    # pad the frame axis (third from last) with one zero frame after the last / before the first frame
-    from_next_frame = nn.functional.pad(segments[:, 1:, :, :num_channels], (0, 0, 0, 0, 0, 1))
-    from_previous_frame = nn.functional.pad(segments[:, :-1, :, num_channels : 2 * num_channels], (0, 0, 0, 0, 1, 0))
-    mixed = torch.cat([from_next_frame, from_previous_frame, segments[..., 2 * num_channels :]], dim=-1)
-    return mixed.view(batch_size, num_frames, num_tokens, hidden_size)
+    return SpaceTimeMixingFunction.apply(states, segment_length, num_channels)
 
 
 def summary_tokens(states: torch.Tensor) -> torch.Tensor:

@@ -357,3 +357,16 @@ def test_costs_what_a_per_frame_vit_costs(tiny_config, clip):
     with_summary = eval_model(XViTModel, tiny_config(**base, summary_token_layers=[0, 1]), attn_implementation="eager")
     extra = 2 * (2 * 2 * 8 * (config.num_patches + 1) * 8 * 32)
     assert count_flops(with_summary, pixel_values) == xvit_flops + extra
+
+
+@pytest.mark.parametrize(("segment_length", "num_channels"), [(8, 4), (16, 8), (2, 16), (1, 3)])
+def test_space_time_mixing_gradient_matches_autograd_through_the_reference(segment_length, num_channels):
+    states = torch.randn(2, 16, 5, 32, dtype=torch.float64, requires_grad=True)
+    grad_output = torch.randn(2, 16, 5, 32, dtype=torch.float64)
+    (expected,) = torch.autograd.grad(
+        reference_space_time_mixing(states, segment_length, num_channels), states, grad_output
+    )
+    (actual,) = torch.autograd.grad(space_time_mixing(states, segment_length, num_channels), states, grad_output)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0)
+    small = torch.randn(1, 4, 2, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(space_time_mixing, (small, 2, 2))
