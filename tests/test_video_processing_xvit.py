@@ -58,6 +58,66 @@ def test_decoded_frames_are_the_sampled_ones(make_video, backend, sampling):
     assert frame_ids(output.pixel_values[0]) == expected
 
 
+def decode_every_frame(path: str) -> list[np.ndarray]:
+    """Reference decoding: every frame, in presentation order, with PyAV's defaults (nothing skipped)."""
+    import av
+
+    with av.open(path) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def count_decoded_frames(monkeypatch) -> list[int]:
+    """Records how many frames the PyAV decoder outputs, sampled or not."""
+    decoded = []
+    pick = vpx._pick
+
+    def counting_pick(frames, *args):
+        decoded.extend(frames)
+        return pick(frames, *args)
+
+    monkeypatch.setattr(vpx, "_pick", counting_pick)
+    return decoded
+
+
+def make_gop_video(path: str, num_frames: int, keyframe_interval: int) -> str:
+    """Moving noise (every frame different) in H.264 with B-frames and a key frame every `keyframe_interval` frames."""
+    import av
+
+    noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"x264-params": f"keyint={keyframe_interval}:min-keyint={keyframe_interval}:scenecut=0"}
+        for index in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(np.roll(noise, index, axis=1), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("name", ["bigbuckbunny", "bikes", "carphone_pristine"])
+def test_pyav_skipping_keeps_the_sampled_frames_bit_exact(real_videos, monkeypatch, name):
+    decoded = count_decoded_frames(monkeypatch)
+    processor = raw_processor(sampling="dense", sampling_rate=2, num_temporal_views=3)
+    output = processor(real_videos[name], decoding_backend="pyav", return_metadata=True)
+    indices = output["video_metadata"][0].frames_indices
+    every_frame = decode_every_frame(real_videos[name])
+    expected = torch.from_numpy(np.stack([every_frame[index] for index in indices])).permute(0, 3, 1, 2)
+    assert torch.equal(output.pixel_values.flatten(0, 1), expected)
+    if name != "bigbuckbunny":  # bikes and carphone have non-reference B-frames, which are never decoded
+        assert len(decoded) < max(indices) + 1
+
+
+def test_pyav_decodes_only_the_key_frame_groups_of_the_sampled_frames(tmp_path, monkeypatch):
+    path = make_gop_video(str(tmp_path / "gops.mp4"), num_frames=60, keyframe_interval=10)
+    decoded = count_decoded_frames(monkeypatch)
+    indices = [35, 36, 52, 35]  # any order, repeats allowed
+    frames, _ = vpx.read_video_frames(path, lambda metadata: indices, backend="pyav")
+    every_frame = decode_every_frame(path)
+    assert torch.equal(frames.permute(0, 2, 3, 1), torch.from_numpy(np.stack([every_frame[i] for i in indices])))
+    assert len(decoded) <= 7 + 3  # frames 30-36 and 50-52 at most, not the 53 frames up to frame 52
+
+
 def test_decord_decodes_only_the_sampled_frames(real_videos, monkeypatch):
     import decord
 
