@@ -1,0 +1,134 @@
+"""Measurements: interleaved wall-clock timing, peak memory, FLOPs, and the fits of the frame-scaling sweep."""
+
+import gc
+import math
+import statistics
+from collections.abc import Callable, Hashable
+from time import perf_counter
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    runs: dict[Hashable, Callable[[], object]], warmup: int, repeats: int, device: torch.device
+) -> dict[Hashable, list[float]]:
+    """Seconds per call of every run, `repeats` times each.
+
+    Runs alternate inside every round, and the order rotates between rounds, so drift of a shared machine (other
+    processes, clocks, heat) hits all of them alike instead of whichever happened to run last.
+    """
+    names = list(runs)
+    for _ in range(warmup):
+        for name in names:
+            runs[name]()
+    samples = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            synchronize(device)
+            start = perf_counter()
+            runs[name]()
+            synchronize(device)
+            samples[name].append(perf_counter() - start)
+    return samples
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of the ratio of two runs timed in the same round (robust to drift between rounds)."""
+    if len(numerator) != len(denominator) or not numerator:
+        raise ValueError(
+            f"paired samples must have the same non-zero length, got {len(numerator)} and {len(denominator)}"
+        )
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
+
+
+def summarize(samples: list[float]) -> dict:
+    quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
+    return {
+        "median_s": statistics.median(samples),
+        "min_s": min(samples),
+        "q1_s": quartiles[0],
+        "q3_s": quartiles[2],
+        "samples_s": samples,
+    }
+
+
+def _cpu_allocation_peak(prof: profile) -> int:
+    """Highest running total of the CPU allocator's allocations and frees recorded by the profiler."""
+    events = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.typed[0].name == "Allocation" and node.typed[1].device.type == "cpu":
+            events.append((node.start_time_ns, node.typed[1].alloc_size))
+    total = peak = 0
+    for _, size in sorted(events):
+        total += size
+        peak = max(peak, total)
+    return peak
+
+
+def peak_memory_increase(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes allocated while `fn` runs, beyond what was allocated when it started.
+
+    CUDA: the caching allocator's own counters. CPU: every allocation and free of PyTorch's CPU allocator, timed by the
+    profiler (the CPU analogue of `max_memory_allocated`; process RSS would also count the allocator's retained pages
+    and whatever other threads do).
+    """
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return _cpu_allocation_peak(prof)
+
+
+def tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def forward_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call, counted per operator; the CPU's fused attention kernel is counted like the GPU ones."""
+    cpu_attention = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
+    with FlopCounterMode(display=False, custom_mapping=cpu_attention) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def fit_scaling(frames: list[int], seconds: list[float]) -> dict:
+    """Least-squares line `seconds = intercept + slope * frames` with its R^2, and the log-log exponent.
+
+    Linear cost in the number of frames gives an exponent near 1 (below 1 while fixed overheads still matter);
+    attention over all frames jointly pushes it towards 2.
+    """
+    line = statistics.linear_regression(frames, seconds)
+    predicted = [line.intercept + line.slope * f for f in frames]
+    mean = statistics.fmean(seconds)
+    residual = sum((s - p) ** 2 for s, p in zip(seconds, predicted, strict=True))
+    spread = sum((s - mean) ** 2 for s in seconds)
+    log_line = statistics.linear_regression([math.log(f) for f in frames], [math.log(s) for s in seconds])
+    return {
+        "slope_s_per_frame": line.slope,
+        "intercept_s": line.intercept,
+        "r2": 1.0 - residual / spread if spread > 0 else 1.0,
+        "loglog_exponent": log_line.slope,
+        "last_over_first": seconds[-1] / seconds[0],
+        "frames_last_over_first": frames[-1] / frames[0],
+    }

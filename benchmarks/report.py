@@ -1,0 +1,118 @@
+"""The three reports of a run: JSON (everything, raw samples included), a markdown table and a PNG plot."""
+
+import json
+from pathlib import Path
+
+MIB = 2**20
+
+
+def write_reports(results: dict, stem: Path) -> None:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown_report(results))
+    plot(results, stem.with_suffix(".png"))
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def machine_line(results: dict) -> str:
+    machine, preset = results["machine"], results["preset"]
+    where = machine.get(
+        "gpu", f"{machine['cpu']} ({machine['cpu_count']} cores, torch threads: {machine['torch_threads']})"
+    )
+    return (
+        f"Preset `{preset['name']}`: {preset['description']}; hidden {preset['hidden_size']}, "
+        f"{preset['num_hidden_layers']} layers, {preset['num_attention_heads']} heads, "
+        f"MLP {preset['intermediate_size']}, patch {preset['patch_size']}, batch {preset['batch_size']} x "
+        f"{preset['num_frames']} frames x {preset['image_size']}^2. Measured {results['date']} on {where}, "
+        f"{machine['dtype']}, torch {machine['torch']}, transformers {machine['transformers']}; medians of "
+        f"{preset['repeats']} interleaved rounds after {preset['warmup']} warm-up rounds."
+    )
+
+
+def markdown_report(results: dict) -> str:
+    lines = [machine_line(results), ""]
+    lines += [
+        "| model | attention | inference ms | clips/s | train step ms | peak train MiB | peak inference MiB "
+        "| GFLOPs/clip | params (M) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["models"]:
+        memory = row["peak_memory_bytes"]
+        lines.append(
+            f"| {row['label']} | {row['attention']}{' + compile' if row['compiled'] else ''} "
+            f"| {row['inference']['median_s'] * 1e3:.1f} | {row['inference']['clips_per_s']:.1f} "
+            f"| {row['training_step']['median_s'] * 1e3:.1f} | {memory['training'] / MIB:.1f} "
+            f"| {memory['inference'] / MIB:.1f} | {_number(row['gflops_per_clip'], 3)} "
+            f"| {row['parameters'] / 1e6:.2f} |"
+        )
+    lines += ["", "| target | measured | target | met |", "|---|---:|---:|---|"]
+    for target in results["targets"]:
+        met = {True: "yes", False: "**no**", None: "n/a"}[target["met"]]
+        lines.append(f"| {target['meaning']} | {_number(target['value'], 3)} | {target['target']} | {met} |")
+    extra = {key: value for key, value in results["ratios"].items() if value is not None}
+    lines += ["", "Other ratios (time ratios are medians of per-round ratios): "]
+    lines[-1] += ", ".join(f"`{key}` {value:.3f}" for key, value in extra.items() if key not in _target_keys(results))
+    scaling = results["scaling"]
+    header = " | ".join(f"{f} frames ms" for f in scaling["frames"])
+    lines += [
+        "",
+        "Scaling with the number of frames (inference; same batch and resolution):",
+        "",
+        f"| model | {header} | time {scaling['frames'][-1]}f / {scaling['frames'][0]}f | log-log exponent | "
+        "linear fit R^2 | time / per-frame ViT time |",
+        "|---|" + "---:|" * (len(scaling["frames"]) + 4),
+    ]
+    for name, entry in scaling["models"].items():
+        times = " | ".join(f"{t * 1e3:.1f}" for t in entry["median_s"])
+        fit = entry["fit"]
+        over_vit = ", ".join(f"{r:.2f}" for r in entry.get("over_vit", []))
+        lines.append(
+            f"| {name} | {times} | {fit['last_over_first']:.2f} (frames x{fit['frames_last_over_first']:.0f}) "
+            f"| {fit['loglog_exponent']:.2f} | {fit['r2']:.4f} | {over_vit} |"
+        )
+    if results["notes"]:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in results["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _target_keys(results: dict) -> set[str]:
+    return {target["ratio"] for target in results["targets"]}
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
+
+    figure, (times_axis, scaling_axis) = plt.subplots(1, 2, figsize=(13, 4.8))
+    rows = results["models"]
+    positions = range(len(rows))
+    width = 0.4
+    for offset, mode, label in ((-width / 2, "inference", "inference"), (width / 2, "training_step", "train step")):
+        milliseconds = [row[mode]["median_s"] * 1e3 for row in rows]
+        times_axis.bar([p + offset for p in positions], milliseconds, width, label=label)
+    times_axis.set_xticks(list(positions), [r["label"] for r in rows], rotation=30, ha="right", fontsize=8)
+    times_axis.set_ylabel("median ms per batch")
+    times_axis.set_title(
+        f"preset {results['preset']['name']}, {results['machine']['device']}, {results['machine']['dtype']}"
+    )
+    times_axis.legend()
+    scaling = results["scaling"]
+    for name, entry in scaling["models"].items():
+        scaling_axis.plot(scaling["frames"], [t * 1e3 for t in entry["median_s"]], marker="o", label=name)
+    scaling_axis.set_xscale("log", base=2)
+    scaling_axis.set_yscale("log")
+    scaling_axis.yaxis.set_major_formatter(ScalarFormatter())
+    scaling_axis.set_xticks(scaling["frames"], [str(f) for f in scaling["frames"]])
+    scaling_axis.set_xlabel("frames")
+    scaling_axis.set_ylabel("inference ms (log)")
+    scaling_axis.set_title("scaling with frames")
+    scaling_axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,404 @@
+"""Entry point: `python -m benchmarks.run --preset small|full` measures every model in one process, side by side.
+
+Writes `benchmarks/results/<preset>-<device>.{json,md,png}`.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from torch import nn
+
+from .measure import (
+    fit_scaling,
+    forward_flops,
+    paired_ratio,
+    peak_memory_increase,
+    summarize,
+    tensor_bytes,
+    time_interleaved,
+)
+from .models import (
+    FAMILIES,
+    SCALING_FAMILIES,
+    TIMESFORMER,
+    VIT,
+    VIVIT,
+    XVIT,
+    XVIT_MEAN,
+    Family,
+    eager_attention_bytes,
+    training_loss,
+)
+from .presets import PRESETS, Preset
+from .report import write_reports
+
+RESULTS_DIR = Path(__file__).parent / "results"
+# Skip a model when its materialised attention alone would take more than this share of the free memory.
+ATTENTION_MEMORY_SHARE = 0.5
+# Families given torch.compile rows: the two whose ratio is the claim.
+COMPILED_FAMILIES = (XVIT, VIT)
+TARGETS = (
+    # (key in "ratios", threshold, "<=" or ">=", meaning)
+    ("xvit_over_vit_inference", 1.03, "<=", "XViT / per-frame ViT time, inference"),
+    ("xvit_over_vit_training", 1.03, "<=", "XViT / per-frame ViT time, training step"),
+    ("timesformer_over_xvit_inference", 1.3, ">=", "TimeSformer / XViT time, inference"),
+    ("timesformer_over_xvit_training", 1.3, ">=", "TimeSformer / XViT time, training step"),
+    ("xvit_over_vit_training_memory", 1.05, "<=", "XViT / per-frame ViT peak training memory"),
+)
+
+
+def log(message: str) -> None:
+    print(f"[benchmarks {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Candidate:
+    """One row of the table: a model, its optimiser and its two timed calls on the shared input."""
+
+    def __init__(
+        self, label: str, family: Family, attention: str, compiled: bool, model: nn.Module, device: torch.device
+    ):
+        self.label, self.family, self.attention, self.compiled = label, family, attention, compiled
+        self.model = model.to(device)
+        self.forward = torch.compile(self.model) if compiled else self.model
+        # The original recipe's optimiser (SGD with momentum 0.9); its state is one buffer per parameter.
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        )
+
+    def infer(self, pixel_values: torch.Tensor) -> None:
+        with torch.no_grad(), self.autocast:
+            self.forward(pixel_values=pixel_values)
+
+    def train_step(self, pixel_values: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast:
+            loss = training_loss(self.forward(pixel_values=pixel_values))
+        loss.backward()
+        self.optimizer.step()
+
+    def static_bytes(self) -> int:
+        """Parameters plus optimiser state: what stays allocated between steps (gradients are freed)."""
+        state = [t for s in self.optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
+        return tensor_bytes(self.model.parameters()) + tensor_bytes(state)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def machine_info(device: torch.device) -> dict:
+    cpu_model = platform.processor() or "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        names = (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+        cpu_model = next(names, cpu_model)
+    info = {
+        "cpu": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+        "device": device.type,
+        "dtype": "bfloat16 (autocast)" if device.type == "cuda" else "float32",
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def skip_reason(preset: Preset, family: Family, attention: str, num_frames: int, device: torch.device) -> str | None:
+    """Why a model would not fit, judged before building it; only eager attention materialises the score matrices."""
+    if attention != "eager":
+        return None
+    element_size = 2 if device.type == "cuda" else 4
+    needed = eager_attention_bytes(preset, family, num_frames, element_size)
+    free = free_memory_bytes(device)
+    if needed > ATTENTION_MEMORY_SHARE * free:
+        return (
+            f"eager attention would hold about {needed / 2**30:.1f} GiB of score matrices for training, more than "
+            f"{ATTENTION_MEMORY_SHARE:.0%} of the {free / 2**30:.1f} GiB free"
+        )
+    return None
+
+
+def build_candidates(preset: Preset, device: torch.device, notes: list[str]) -> list[Candidate]:
+    """Default-attention rows of every family, then eager rows, then compiled rows of XViT and ViT."""
+    plans = [(family, family.attentions[0], False) for family in FAMILIES.values()]
+    plans += [(family, "eager", False) for family in FAMILIES.values() if "eager" in family.attentions[1:]]
+    if preset.compile:
+        plans += [(FAMILIES[name], FAMILIES[name].attentions[0], True) for name in COMPILED_FAMILIES]
+    candidates = []
+    for family, attention, compiled in plans:
+        label = family.name + ("" if attention == family.attentions[0] else f" [{attention}]")
+        label += " [compiled]" if compiled else ""
+        reason = skip_reason(preset, family, attention, preset.num_frames, device)
+        if reason:
+            notes.append(f"{label} skipped: {reason}.")
+            continue
+        torch.manual_seed(0)
+        model = family.build(preset, preset.num_frames, attention)
+        candidates.append(Candidate(label, family, attention, compiled, model, device))
+    return candidates
+
+
+def prepare(candidates: list[Candidate], pixel_values: torch.Tensor, notes: list[str]) -> dict[str, dict]:
+    """Run every candidate once in each mode (this is when torch.compile compiles) and return the seconds taken.
+
+    A compiled candidate that fails (e.g. no C++ compiler) is dropped with the reason in `notes`; others must work.
+    """
+    seconds = {}
+    for candidate in list(candidates):
+        seconds[candidate.label] = {}
+        try:
+            for mode, call in (("inference", candidate.infer), ("training", candidate.train_step)):
+                candidate.model.train(mode == "training")
+                start = time.perf_counter()
+                call(pixel_values)
+                seconds[candidate.label][mode] = time.perf_counter() - start
+        except Exception as error:  # torch.compile fails in platform-specific ways: report it and go on
+            if not candidate.compiled:
+                raise
+            first_line = (str(error).strip().splitlines() or [""])[0][:300]
+            notes.append(f"{candidate.label} skipped: torch.compile failed with {type(error).__name__}: {first_line}")
+            candidates.remove(candidate)
+            del seconds[candidate.label]
+            log(notes[-1])
+            continue
+        first = seconds[candidate.label]
+        log(f"{candidate.label}: first inference {first['inference']:.1f} s, first step {first['training']:.1f} s")
+    return seconds
+
+
+def timed(
+    candidates: list[Candidate], mode: str, pixel_values: torch.Tensor, warmup: int, repeats: int
+) -> dict[str, list]:
+    """Interleaved timing of one mode ("inference" or "training") of all candidates."""
+    runs = {}
+    for candidate in candidates:
+        candidate.model.train(mode == "training")
+        runs[candidate.label] = candidate.train_step if mode == "training" else candidate.infer
+    calls = {label: lambda run=run: run(pixel_values) for label, run in runs.items()}
+    return time_interleaved(calls, warmup, repeats, pixel_values.device)
+
+
+def memory_and_flops(candidate: Candidate, pixel_values: torch.Tensor) -> dict:
+    """Peak memory of a training step and of inference (resident weights and optimiser state included), and FLOPs."""
+    device = pixel_values.device
+    candidate.model.train()
+    candidate.optimizer.zero_grad(set_to_none=True)
+    static = candidate.static_bytes()
+    training = static + peak_memory_increase(lambda: candidate.train_step(pixel_values), device)
+    candidate.optimizer.zero_grad(set_to_none=True)
+    candidate.model.eval()
+    inference = tensor_bytes(candidate.model.parameters())
+    inference += peak_memory_increase(lambda: candidate.infer(pixel_values), device)
+    # FLOPs are a property of the model, so they are counted once, on the uncompiled rows.
+    flops = None if candidate.compiled else forward_flops(lambda: candidate.infer(pixel_values)) / len(pixel_values)
+    return {
+        # "weights_and_optimizer_state": the part of the training peak held between steps.
+        "peak_memory_bytes": {"inference": inference, "training": training, "weights_and_optimizer_state": static},
+        "gflops_per_clip": None if flops is None else flops / 1e9,
+    }
+
+
+def measure_candidates(preset: Preset, pixel_values: torch.Tensor, notes: list[str]) -> list[dict]:
+    candidates = build_candidates(preset, pixel_values.device, notes)
+    first_call_s = prepare(candidates, pixel_values, notes)
+    log(f"timing inference of {len(candidates)} models, {preset.repeats} rounds")
+    inference = timed(candidates, "inference", pixel_values, preset.warmup, preset.repeats)
+    log(f"timing training steps of {len(candidates)} models, {preset.repeats} rounds")
+    training = timed(candidates, "training", pixel_values, preset.warmup, preset.repeats)
+    log("peak memory and FLOPs")
+    rows = []
+    for candidate in candidates:
+        latency = summarize(inference[candidate.label])
+        rows.append(
+            {
+                "label": candidate.label,
+                "family": candidate.family.name,
+                "attention": candidate.attention,
+                "compiled": candidate.compiled,
+                "parameters": sum(p.numel() for p in candidate.model.parameters()),
+                "first_call_s": first_call_s[candidate.label],
+                "inference": latency | {"clips_per_s": preset.batch_size / latency["median_s"]},
+                "training_step": summarize(training[candidate.label]),
+            }
+            | memory_and_flops(candidate, pixel_values)
+        )
+    return rows
+
+
+def measure_scaling(preset: Preset, device: torch.device, notes: list[str]) -> dict:
+    """Inference time of every family (default attention) at each frame count of the sweep, and the fitted growth.
+
+    All models of all frame counts are timed in one interleaved loop, so the points of a curve share the machine's
+    conditions. The per-frame ViT is linear in frames by construction: its curve shows what linear looks like here.
+    """
+    frames = list(preset.scaling_frames)
+    inputs = {num_frames: clip_batch(preset, num_frames, device) for num_frames in frames}
+    calls = {}
+    for family in (FAMILIES[name] for name in SCALING_FAMILIES):
+        reasons = [skip_reason(preset, family, family.attentions[0], n, device) for n in frames]
+        if any(reasons):
+            notes.append(f"{family.name} left out of the scaling sweep: {next(r for r in reasons if r)}.")
+            continue
+        for num_frames in frames:
+            torch.manual_seed(0)
+            model = family.build(preset, num_frames, family.attentions[0]).eval()
+            candidate = Candidate(family.name, family, family.attentions[0], False, model, device)
+            calls[family.name, num_frames] = lambda c=candidate, x=inputs[num_frames]: c.infer(x)
+    log(f"scaling sweep: {len(calls)} models, {preset.scaling_repeats} rounds")
+    samples = time_interleaved(calls, preset.warmup, preset.scaling_repeats, device)
+    times = {}
+    for (name, _), values in samples.items():
+        times.setdefault(name, []).append(statistics.median(values))
+    models = {name: {"median_s": t, "fit": fit_scaling(frames, t)} for name, t in times.items()}
+    if VIT in times:
+        for entry in models.values():
+            entry["over_vit"] = [t / v for t, v in zip(entry["median_s"], times[VIT], strict=True)]
+    return {"frames": frames, "models": models}
+
+
+def clip_batch(preset: Preset, num_frames: int, device: torch.device) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    shape = (preset.batch_size, num_frames, 3, preset.image_size, preset.image_size)
+    return torch.randn(shape, generator=generator).to(device)
+
+
+def compute_ratios(rows: list[dict]) -> dict:
+    """Paired time ratios (same round of the interleaved loop) and the peak-memory ratio."""
+    by_label = {row["label"]: row for row in rows}
+
+    def time_ratio(numerator: str, denominator: str, mode: str) -> float | None:
+        if numerator not in by_label or denominator not in by_label:
+            return None
+        return paired_ratio(by_label[numerator][mode]["samples_s"], by_label[denominator][mode]["samples_s"])
+
+    ratios = {}
+    for mode, key in (("inference", "inference"), ("training_step", "training")):
+        ratios[f"xvit_over_vit_{key}"] = time_ratio(XVIT, VIT, mode)
+        ratios[f"xvit_mean_over_vit_{key}"] = time_ratio(XVIT_MEAN, VIT, mode)
+        ratios[f"timesformer_over_xvit_{key}"] = time_ratio(TIMESFORMER, XVIT, mode)
+        ratios[f"vivit_over_xvit_{key}"] = time_ratio(VIVIT, XVIT, mode)
+        ratios[f"xvit_over_vit_{key}_eager"] = time_ratio(f"{XVIT} [eager]", f"{VIT} [eager]", mode)
+        ratios[f"timesformer_over_xvit_{key}_eager"] = time_ratio(TIMESFORMER, f"{XVIT} [eager]", mode)
+        ratios[f"xvit_over_vit_{key}_compiled"] = time_ratio(f"{XVIT} [compiled]", f"{VIT} [compiled]", mode)
+    for name, prefix in ((XVIT, "xvit"), (XVIT_MEAN, "xvit_mean")):
+        if name in by_label and VIT in by_label:
+            xvit, vit = by_label[name], by_label[VIT]
+            for mode in ("training", "inference"):
+                memory = xvit["peak_memory_bytes"][mode] / vit["peak_memory_bytes"][mode]
+                ratios[f"{prefix}_over_vit_{mode}_memory"] = memory
+            ratios[f"{prefix}_over_vit_flops"] = xvit["gflops_per_clip"] / vit["gflops_per_clip"]
+    return ratios
+
+
+def check_targets(ratios: dict) -> list[dict]:
+    checks = []
+    for key, threshold, comparison, meaning in TARGETS:
+        value = ratios.get(key)
+        met = None if value is None else (value <= threshold if comparison == "<=" else value >= threshold)
+        target = f"{comparison} {threshold}"
+        checks.append({"ratio": key, "meaning": meaning, "value": value, "target": target, "met": met})
+    return checks
+
+
+def run_benchmarks(preset: Preset, device: torch.device, output_dir: Path) -> dict:
+    """Measure everything for one preset on one device and write the JSON, markdown and PNG reports."""
+    notes = []
+    started = time.perf_counter()
+    default_threads = torch.get_num_threads()
+    if device.type == "cpu" and preset.cpu_threads:
+        torch.set_num_threads(preset.cpu_threads)
+    try:
+        rows = measure_candidates(preset, clip_batch(preset, preset.num_frames, device), notes)
+        scaling = measure_scaling(preset, device, notes)
+        machine = machine_info(device)
+    finally:
+        torch.set_num_threads(default_threads)
+    ratios = compute_ratios(rows)
+    results = {
+        "preset": preset.to_dict(),
+        "machine": machine,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "models": rows,
+        "ratios": ratios,
+        "targets": check_targets(ratios),
+        "scaling": scaling,
+        "notes": notes,
+        "wall_time_s": time.perf_counter() - started,
+    }
+    write_reports(results, output_dir / f"{preset.name}-{device.type}")
+    return results
+
+
+def measure_memory_only(preset: Preset, device: torch.device, output_dir: Path) -> dict:
+    """Peak memory and FLOPs of XViT, XViT without its head and the per-frame ViT, without timing: the memory target
+    at a size (e.g. ViT-B/16 on 16 x 224 x 224) too slow to time on a CPU."""
+    pixel_values = clip_batch(preset, preset.num_frames, device)
+    rows = {}
+    for name in (XVIT, XVIT_MEAN, VIT):
+        family = FAMILIES[name]
+        torch.manual_seed(0)
+        model = family.build(preset, preset.num_frames, "sdpa")
+        candidate = Candidate(name, family, "sdpa", False, model, device)
+        candidate.train_step(pixel_values)  # allocates the optimiser state that stays between steps
+        rows[name] = memory_and_flops(candidate, pixel_values)
+        log(f"{name}: {rows[name]}")
+        del candidate
+    training = {name: row["peak_memory_bytes"]["training"] for name, row in rows.items()}
+    results = {
+        "preset": preset.to_dict(),
+        "machine": machine_info(device),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "models": rows,
+        "xvit_over_vit_training_memory": training[XVIT] / training[VIT],
+        "xvit_mean_over_vit_training_memory": training[XVIT_MEAN] / training[VIT],
+    }
+    path = output_dir / f"{preset.name}-{device.type}-memory.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--memory-only", action="store_true", help="peak memory and FLOPs of XViT and the per-frame ViT, no timing"
+    )
+    args = parser.parse_args(argv)
+    device = select_device(args.device)
+    if args.memory_only:
+        results = measure_memory_only(PRESETS[args.preset], device, args.output_dir)
+        print(f"XViT / per-frame ViT peak training memory: {results['xvit_over_vit_training_memory']:.3f}")
+        return
+    results = run_benchmarks(PRESETS[args.preset], device, args.output_dir)
+    for target in results["targets"]:
+        value = "n/a" if target["value"] is None else f"{target['value']:.3f}"
+        print(f"{target['meaning']}: {value} (target {target['target']}, met: {target['met']})", file=sys.stderr)
+    print(f"done in {results['wall_time_s']:.0f} s; reports in {args.output_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
