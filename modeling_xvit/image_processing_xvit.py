@@ -11,6 +11,7 @@ from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType
 
 from .clip_sampling import sample_clip_indices, spatial_crop_boxes
+from .processing_defaults import XViTProcessingDefaults
 
 
 class XViTImageProcessorKwargs(ImagesKwargs, total=False):
@@ -32,7 +33,7 @@ class XViTImageProcessorKwargs(ImagesKwargs, total=False):
     target_fps: float | int | None
 
 
-class XViTImageProcessor(PilBackend):
+class XViTImageProcessor(XViTProcessingDefaults, PilBackend):
     r"""
     Image processor for XViT. Takes one video as a list of frames (PIL images or `(height, width, channels)` arrays)
     or a `(frames, height, width, channels)` array, or a batch of those, and returns `pixel_values` of shape
@@ -41,24 +42,7 @@ class XViTImageProcessor(PilBackend):
     decoding and training augmentation use `XViTVideoProcessor`.
     """
 
-    resample = PILImageResampling.BILINEAR
-    image_mean = [0.5, 0.5, 0.5]
-    image_std = [0.5, 0.5, 0.5]
-    size = {"shortest_edge": 224}
-    default_to_square = False
-    crop_size = {"height": 224, "width": 224}
-    do_resize = True
-    do_center_crop = True
-    do_rescale = True
-    rescale_factor = 1 / 255
-    do_normalize = True
-    do_convert_rgb = True
-    num_frames = 16
-    sampling = "segment"
-    sampling_rate = 16
-    target_fps = 30.0
     valid_kwargs = XViTImageProcessorKwargs
-    model_input_names = ["pixel_values"]
 
     def __init__(self, **kwargs: Unpack[XViTImageProcessorKwargs]):
         super().__init__(**kwargs)

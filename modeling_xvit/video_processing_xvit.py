@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from transformers.image_processing_utils import BatchFeature
-from transformers.image_utils import ChannelDimension, PILImageResampling, SizeDict, infer_channel_dimension_format
+from transformers.image_utils import ChannelDimension, SizeDict, infer_channel_dimension_format
 from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoInput, VideoMetadata, make_batched_metadata, make_batched_videos
 
 from .clip_sampling import SAMPLING_STRATEGIES, random_crop_box, sample_clip_indices, spatial_crop_boxes
+from .processing_defaults import XViTProcessingDefaults
 
 if TYPE_CHECKING:
     from av import VideoFrame
@@ -76,7 +77,7 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
     decoding_backend: str | None
 
 
-class XViTVideoProcessor(BaseVideoProcessor):
+class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
     r"""
     Video processor for XViT. It takes videos as local paths, URLs, raw bytes, file objects, or decoded frames
     (`(frames, height, width, channels)` / `(frames, channels, height, width)` arrays or tensors, or lists of PIL
@@ -100,23 +101,7 @@ class XViTVideoProcessor(BaseVideoProcessor):
     `image_mean`, `image_std`, `num_frames`, `do_sample_frames`, ...).
     """
 
-    resample = PILImageResampling.BILINEAR
-    image_mean = [0.5, 0.5, 0.5]
-    image_std = [0.5, 0.5, 0.5]
-    size = {"shortest_edge": 224}
-    default_to_square = False
-    crop_size = {"height": 224, "width": 224}
-    do_resize = True
-    do_center_crop = True
-    do_rescale = True
-    rescale_factor = 1 / 255
-    do_normalize = True
-    do_convert_rgb = True
     do_sample_frames = True
-    num_frames = 16
-    sampling = "segment"
-    sampling_rate = 16
-    target_fps = 30.0
     num_temporal_views = 1
     num_spatial_crops = 1
     do_augment = False
@@ -127,7 +112,6 @@ class XViTVideoProcessor(BaseVideoProcessor):
     rand_augment_magnitude = 9
     decoding_backend = None
     valid_kwargs = XViTVideoProcessorKwargs
-    model_input_names = ["pixel_values"]
 
     def __init__(self, **kwargs: Unpack[XViTVideoProcessorKwargs]):
         super().__init__(**kwargs)

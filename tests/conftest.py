@@ -22,7 +22,7 @@ TINY = dict(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config() -> Callable[..., XViTConfig]:
     """A factory of tiny configurations: `tiny_config(num_frames=8, ...)` overrides the tiny defaults."""
 

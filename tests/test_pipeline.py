@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import pipeline
 
-from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTVideoProcessor
+from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
 
 LABELS = {0: "archery", 1: "juggling", 2: "surfing", 3: "yoga"}
 
@@ -26,19 +26,12 @@ print(json.dumps({"result": result, "processor": type(classifier.video_processor
 
 
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory) -> str:
+def model_folder(tmp_path_factory, tiny_config) -> str:
     torch.manual_seed(0)
-    config = XViTConfig(
-        image_size=32,
-        patch_size=16,
-        hidden_size=32,
-        num_hidden_layers=2,
+    config = tiny_config(
         num_attention_heads=2,
-        intermediate_size=64,
-        num_frames=4,
-        temporal_attention_num_heads=2,
-        temporal_attention_intermediate_size=64,
         classifier_hidden_size=32,
+        num_labels=len(LABELS),
         id2label=LABELS,
         label2id={label: index for index, label in LABELS.items()},
     )
