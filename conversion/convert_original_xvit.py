@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -533,6 +533,17 @@ def convert_original_checkpoint(
     return output_dir
 
 
+def run_conversion(convert: Callable[[], Path]) -> int:
+    """The exit status of a conversion script: print where `convert` wrote, or why it refused (nothing written)."""
+    try:
+        output_dir = convert()
+    except ConversionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote {output_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="Original checkpoint (.pth), e.g. xvit_b16_16_k600.pth.")
@@ -554,15 +565,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"Compare with the original forward pass on a random clip; refuse to write above {VERIFY_TOLERANCE}.",
     )
     args = parser.parse_args(argv)
-    try:
-        output_dir = convert_original_checkpoint(
+    return run_conversion(
+        lambda: convert_original_checkpoint(
             args.checkpoint, args.output_dir, args.config, args.labels, args.num_attention_heads, args.verify
         )
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"Wrote {output_dir}")
-    return 0
+    )
 
 
 if __name__ == "__main__":

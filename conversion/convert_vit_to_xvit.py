@@ -30,6 +30,7 @@ from conversion.convert_original_xvit import (
     load_checkpoint,
     load_converted_weights,
     load_labels,
+    run_conversion,
     write_model_folder,
 )
 from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-attention-heads", type=int, help="Heads of a timm ViT (default: hidden size / 64).")
     parser.add_argument("--backbone-only", action="store_true", help="Save an XViTModel (no classifier).")
     args = parser.parse_args(argv)
-    try:
+
+    def convert() -> Path:
         output_dir = check_output_dir(args.output_dir)
         labels = load_labels(args.labels) if args.labels else []
         label_fields = {"id2label": dict(enumerate(labels)), "label2id": {name: i for i, name in enumerate(labels)}}
@@ -199,11 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         with atomic_output_dir(output_dir) as staging:
             write_model_folder(staging, model)
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"Wrote {output_dir}")
-    return 0
+        return output_dir
+
+    return run_conversion(convert)
 
 
 if __name__ == "__main__":
