@@ -407,6 +407,12 @@ class XViTClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden_states))
 
 
+REMOTE_CODE_CLASSES = {
+    "AutoModel": "modeling_xvit.XViTModel",
+    "AutoModelForVideoClassification": "modeling_xvit.XViTForVideoClassification",
+}
+
+
 class XViTPreTrainedModel(PreTrainedModel):
     config: XViTConfig
     base_model_prefix = "xvit"
@@ -418,6 +424,12 @@ class XViTPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+
+    def post_init(self) -> None:
+        super().post_init()
+        # A saved folder names both classes, so that `AutoModel` as well as `AutoModelForVideoClassification` load it
+        # as remote code (save_pretrained adds only the saved class otherwise).
+        self.config.auto_map = {**REMOTE_CODE_CLASSES, **(getattr(self.config, "auto_map", None) or {})}
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -163,13 +163,16 @@ def test_saved_folder_loads_with_remote_code_in_a_fresh_process(tmp_path, tiny_c
                     raise ImportError("modeling_xvit must not be imported")
 
         sys.meta_path.insert(0, RefuseThePackage())
-        from transformers import AutoModelForVideoClassification
+        from transformers import AutoModel, AutoModelForVideoClassification
 
         model = AutoModelForVideoClassification.from_pretrained("model", trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         with torch.no_grad():
             logits = model(torch.load("clip.pt", weights_only=True)).logits
         torch.testing.assert_close(logits, torch.load("expected.pt", weights_only=True), rtol=1e-6, atol=1e-6)
+        backbone = AutoModel.from_pretrained("model", trust_remote_code=True)
+        assert type(backbone).__name__ == "XViTModel", type(backbone)
+        torch.testing.assert_close(backbone.layernorm.weight, model.xvit.layernorm.weight)
         print("REMOTE-CODE-OK", type(model).__name__)
         """
     )
@@ -370,3 +373,53 @@ def test_space_time_mixing_gradient_matches_autograd_through_the_reference(segme
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
     small = torch.randn(1, 4, 2, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(space_time_mixing, (small, 2, 2))
+
+
+class RandomClips(torch.utils.data.Dataset):
+    """Eight random clips whose label is the clip's brightest frame, modulo the number of classes."""
+
+    def __init__(self, num_frames: int = 4, num_labels: int = 3):
+        generator = torch.Generator().manual_seed(0)
+        self.clips = torch.randn(8, num_frames, 3, 32, 32, generator=generator)
+        self.labels = self.clips.mean(dim=(2, 3, 4)).argmax(dim=1) % num_labels
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self.clips[index], "labels": self.labels[index]}
+
+
+def test_fine_tunes_and_resumes_with_trainer(tmp_path, tiny_config):
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    class StepsRun(TrainerCallback):
+        def __init__(self):
+            self.steps = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+
+    def train(max_steps: int, resume: bool):
+        args = TrainingArguments(
+            output_dir=str(tmp_path),
+            max_steps=max_steps,
+            per_device_train_batch_size=4,
+            learning_rate=1e-3,
+            save_steps=2,
+            logging_steps=1,
+            report_to=[],
+            use_cpu=True,
+            seed=0,
+        )
+        model = eval_model(XViTForVideoClassification, tiny_config(), seed=0)
+        steps_run = StepsRun()
+        trainer = Trainer(model=model, args=args, train_dataset=RandomClips(), callbacks=[steps_run])
+        return trainer.train(resume_from_checkpoint=resume), steps_run.steps
+
+    result, steps = train(max_steps=2, resume=False)
+    assert steps == [1, 2] and torch.isfinite(torch.tensor(result.training_loss))
+    assert (tmp_path / "checkpoint-2" / "model.safetensors").exists()
+    result, steps = train(max_steps=4, resume=True)
+    assert steps == [3, 4]  # continued from checkpoint-2 rather than starting over
+    assert result.global_step == 4
