@@ -147,7 +147,6 @@ class XViTPatchEmbeddings(nn.Module):
 
     def __init__(self, config: XViTConfig):
         super().__init__()
-        self.num_channels = config.num_channels
         self.projection = nn.Conv2d(
             config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
         )
