@@ -1,14 +1,39 @@
 """Measurements: interleaved wall-clock timing, peak memory, FLOPs, and the fits of the frame-scaling sweep."""
 
+import contextlib
 import gc
 import math
+import os
+import platform
 import statistics
 from collections.abc import Callable, Hashable
 from time import perf_counter
 
 import torch
+import transformers
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+
+def machine_info(device: torch.device) -> dict:
+    cpu_model = platform.processor() or "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        names = (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+        cpu_model = next(names, cpu_model)
+    info = {
+        "cpu": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+        "device": device.type,
+        "dtype": "bfloat16 (autocast)" if device.type == "cuda" else "float32",
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
 
 
 def synchronize(device: torch.device) -> None:

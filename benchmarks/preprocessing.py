@@ -21,20 +21,19 @@ import argparse
 import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
-import transformers
 from transformers import VideoMAEImageProcessor
 
 from modeling_xvit import XViTVideoProcessor
 from modeling_xvit import video_processing_xvit as vpx
+
+from .measure import machine_info, time_interleaved
 
 VIDEOS = ("bigbuckbunny", "bikes", "carphone_pristine")
 NUM_FRAMES = 16
@@ -87,16 +86,6 @@ def decode_floor(path: str, indices: list[int]) -> None:
             pass
 
 
-def median_seconds(function, repeats: int) -> float:
-    function()  # warm-up
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
 def measure(name: str, path: str, options: dict, repeats: int) -> dict:
     xvit = XViTVideoProcessor(num_frames=NUM_FRAMES, **options)
     videomae = VideoMAEImageProcessor(image_mean=[0.5] * 3, image_std=[0.5] * 3)
@@ -110,12 +99,14 @@ def measure(name: str, path: str, options: dict, repeats: int) -> dict:
     with av.open(path) as container:
         stream = container.streams.video[0]
         resolution, num_video_frames = f"{stream.width}x{stream.height}", stream.frames
-    seconds = {
-        "xvit_decord": median_seconds(lambda: xvit(path, return_tensors="pt"), repeats),
-        "xvit_pyav": median_seconds(lambda: xvit(path, return_tensors="pt", decoding_backend="pyav"), repeats),
-        "baseline": median_seconds(lambda: [baseline_clip(path, clip, videomae) for clip in clips], repeats),
-        "decode_floor": median_seconds(lambda: decode_floor(path, indices), repeats),
+    runs = {
+        "xvit_decord": lambda: xvit(path, return_tensors="pt"),
+        "xvit_pyav": lambda: xvit(path, return_tensors="pt", decoding_backend="pyav"),
+        "baseline": lambda: [baseline_clip(path, clip, videomae) for clip in clips],
+        "decode_floor": lambda: decode_floor(path, indices),
     }
+    samples = time_interleaved(runs, warmup=1, repeats=repeats, device=torch.device("cpu"))
+    seconds = {key: statistics.median(values) for key, values in samples.items()}
     return {
         "case": name,
         "resolution": resolution,
@@ -142,11 +133,8 @@ def main() -> None:
         "setup": {
             "num_frames": NUM_FRAMES,
             "crop": 224,
-            "threads": 1,
             "repeats": args.repeats,
-            "cpu": platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
+            "machine": machine_info(torch.device("cpu")),
             "decord": importlib.metadata.version("decord"),
             "av": av.__version__,
             "numpy": np.__version__,

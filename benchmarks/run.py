@@ -7,19 +7,18 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-import transformers
 from torch import nn
 
 from .measure import (
     fit_scaling,
     forward_flops,
+    machine_info,
     paired_ratio,
     peak_memory_increase,
     summarize,
@@ -102,27 +101,6 @@ def free_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def machine_info(device: torch.device) -> dict:
-    cpu_model = platform.processor() or "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        names = (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-        cpu_model = next(names, cpu_model)
-    info = {
-        "cpu": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "platform": platform.platform(),
-        "device": device.type,
-        "dtype": "bfloat16 (autocast)" if device.type == "cuda" else "float32",
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def skip_reason(preset: Preset, family: Family, attention: str, num_frames: int, device: torch.device) -> str | None:
