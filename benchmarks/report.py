@@ -28,7 +28,8 @@ def machine_line(results: dict) -> str:
         f"MLP {preset['intermediate_size']}, patch {preset['patch_size']}, batch {preset['batch_size']} x "
         f"{preset['num_frames']} frames x {preset['image_size']}^2. Measured {results['date']} on {where}, "
         f"{machine['dtype']}, torch {machine['torch']}, transformers {machine['transformers']}; medians of "
-        f"{preset['repeats']} interleaved rounds after {preset['warmup']} warm-up rounds."
+        f"{preset['repeats']} interleaved rounds after {preset['warmup']} warm-up rounds; CPU memory: "
+        f"{machine.get('cpu_malloc', 'default')}."
     )
 
 

@@ -21,6 +21,7 @@ from .measure import (
     machine_info,
     paired_ratio,
     peak_memory_increase,
+    retain_freed_cpu_memory,
     summarize,
     tensor_bytes,
     time_interleaved,
@@ -304,13 +305,14 @@ def run_benchmarks(preset: Preset, device: torch.device, output_dir: Path) -> di
     """Measure everything for one preset on one device and write the JSON, markdown and PNG reports."""
     notes = []
     started = time.perf_counter()
+    cpu_malloc = retain_freed_cpu_memory()
     default_threads = torch.get_num_threads()
     if device.type == "cpu" and preset.cpu_threads:
         torch.set_num_threads(preset.cpu_threads)
     try:
         rows = measure_candidates(preset, clip_batch(preset, preset.num_frames, device), notes)
         scaling = measure_scaling(preset, device, notes)
-        machine = machine_info(device)
+        machine = machine_info(device) | {"cpu_malloc": cpu_malloc or "default"}
     finally:
         torch.set_num_threads(default_threads)
     ratios = compute_ratios(rows)

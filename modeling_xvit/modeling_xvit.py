@@ -46,42 +46,45 @@ class XViTModelOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-def shift_channels_in_time(
+def shift_channels_in_time_(
     states: torch.Tensor, segment_length: int, num_channels: int, reverse: bool = False
 ) -> torch.Tensor:
     """
-    Inside each segment of `segment_length` consecutive frames, frame t takes channels `[0, num_channels)` from frame
-    t+1 and channels `[num_channels, 2 * num_channels)` from frame t-1 (with `reverse`, the other way round: the first
-    slice from t-1 and the second from t+1); the other channels stay. A neighbour outside the segment gives zeros.
-    One output tensor, written once: no full-size zero tensor, no concatenation.
+    In place: inside each segment of `segment_length` consecutive frames, frame t takes channels `[0, num_channels)`
+    from frame t+1 and channels `[num_channels, 2 * num_channels)` from frame t-1 (with `reverse`, the other way round:
+    the first slice from t-1 and the second from t+1); the other channels stay. A neighbour outside the segment gives
+    zeros. Only the borrowed channels move: they are copied out once and written back shifted. `states` must be
+    contiguous.
     """
     batch_size, num_frames, num_tokens, hidden_size = states.shape
-    segments = states.reshape(-1, segment_length, num_tokens, hidden_size)
+    segments = states.view(-1, segment_length, num_tokens, hidden_size)
     first, second = slice(0, num_channels), slice(num_channels, 2 * num_channels)
     from_next, from_previous = (second, first) if reverse else (first, second)
-    mixed = torch.empty_like(segments)
-    mixed[:, :-1, :, from_next] = segments[:, 1:, :, from_next]
-    mixed[:, -1, :, from_next] = 0
-    mixed[:, 1:, :, from_previous] = segments[:, :-1, :, from_previous]
-    mixed[:, 0, :, from_previous] = 0
-    mixed[..., 2 * num_channels :] = segments[..., 2 * num_channels :]
-    return mixed.view(batch_size, num_frames, num_tokens, hidden_size)
+    borrowed = segments[..., : 2 * num_channels].clone()
+    segments[:, :-1, :, from_next] = borrowed[:, 1:, :, from_next]
+    segments[:, -1, :, from_next] = 0
+    segments[:, 1:, :, from_previous] = borrowed[:, :-1, :, from_previous]
+    segments[:, 0, :, from_previous] = 0
+    return states
 
 
 class SpaceTimeMixingFunction(torch.autograd.Function):
-    """Space-time mixing with its own backward: the gradient of a shift in time is the opposite shift, which costs
-    one copy instead of autograd's zero-filled tensor per slice."""
+    """Space-time mixing under autograd, with its own backward: the gradient of a shift in time is the opposite shift,
+    which costs one copy instead of autograd's zero-filled tensor per slice."""
 
     @staticmethod
     def forward(ctx, states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
         ctx.segment_length, ctx.num_channels = segment_length, num_channels
-        return shift_channels_in_time(states, segment_length, num_channels)
+        # A copy is mixed, not the projection itself: the projection's output is a view of its matmul, and writing a
+        # view in place would make autograd copy the whole gradient back through the view in the backward pass.
+        mixed = states.clone(memory_format=torch.contiguous_format)
+        return shift_channels_in_time_(mixed, segment_length, num_channels)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        grad = shift_channels_in_time(grad_output, ctx.segment_length, ctx.num_channels, reverse=True)
-        return grad, None, None
+        grad = grad_output.clone(memory_format=torch.contiguous_format)
+        return shift_channels_in_time_(grad, ctx.segment_length, ctx.num_channels, reverse=True), None, None
 
 
 def space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
@@ -91,6 +94,10 @@ def space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: i
     Inside each segment of `segment_length` consecutive frames, frame t takes channels `[0, num_channels)` from frame
     t+1 and channels `[num_channels, 2 * num_channels)` from frame t-1; the other channels stay. Where the neighbour
     falls outside the segment the borrowed channels are zero. Channels are counted across heads.
+
+    When autograd is not recording (inference), `states` itself is mixed in place and returned: the keys and values
+    are fresh projections that nothing else holds, and moving only the borrowed channels spares a new tensor per layer.
+    Under autograd, a mixed copy is returned and `states` is left as it was.
 
     Args:
         states (`torch.Tensor` of shape `(batch_size, num_frames, num_tokens, hidden_size)`): keys or values.
@@ -102,7 +109,9 @@ def space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: i
     """
     if num_channels == 0:
         return states
-    return SpaceTimeMixingFunction.apply(states, segment_length, num_channels)
+    if torch.is_grad_enabled() and states.requires_grad:
+        return SpaceTimeMixingFunction.apply(states, segment_length, num_channels)
+    return shift_channels_in_time_(states.contiguous(), segment_length, num_channels)
 
 
 def summary_tokens(states: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,10 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,7 +42,7 @@ def test_reports_are_written_with_every_model(micro_run):
     results, stem = micro_run
     saved = json.loads(stem.with_suffix(".json").read_text())
     assert saved["ratios"] == results["ratios"]
-    assert {"cpu", "torch", "transformers", "dtype"} <= saved["machine"].keys()
+    assert {"cpu", "torch", "transformers", "dtype", "cpu_malloc"} <= saved["machine"].keys()
     assert saved["machine"]["torch_threads"] == PRESETS["micro"].cpu_threads
     labels = [row["label"] for row in saved["models"]]
     assert labels == [
@@ -109,6 +113,38 @@ def test_fit_scaling_tells_linear_from_quadratic():
     assert linear["slope_s_per_frame"] == pytest.approx(0.01)
     assert linear["r2"] == pytest.approx(1.0)
     assert fit_scaling(frames, [1e-4 * f * f for f in frames])["loglog_exponent"] == pytest.approx(2.0)
+
+
+def test_retained_cpu_memory_is_not_faulted_in_again():
+    """XViT inference at the small preset: with glibc's defaults every call faulted 6,000-16,000 pages in again on
+    this machine; after `retain_freed_cpu_memory` the calls after warm-up reuse warm pages."""
+    script = textwrap.dedent(
+        """
+        import resource, torch
+        from benchmarks.measure import retain_freed_cpu_memory
+        from benchmarks.models import FAMILIES, XVIT
+        from benchmarks.presets import PRESETS
+
+        setting = retain_freed_cpu_memory()
+        preset = PRESETS["small"]
+        model = FAMILIES[XVIT].build(preset, preset.num_frames, "sdpa").eval()
+        pixel_values = torch.randn(preset.batch_size, preset.num_frames, 3, preset.image_size, preset.image_size)
+        with torch.no_grad():
+            for _ in range(3):
+                model(pixel_values)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(5):
+                model(pixel_values)
+        print(setting)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        """
+    )
+    repository = Path(__file__).parents[1]
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=repository)
+    setting, faults = result.stdout.splitlines()[-2:]
+    if setting == "None":
+        pytest.skip("no glibc: the CPU allocator is left as it is")
+    assert int(faults) < 2000, f"{faults} page faults in 5 calls after retaining freed memory"
 
 
 def test_peak_memory_sees_a_temporary_on_cpu():

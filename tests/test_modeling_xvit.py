@@ -52,12 +52,17 @@ def eval_model(model_class, config, seed: int = 0, **kwargs):
 def test_space_time_mixing_matches_the_slow_reference(segment_length, num_channels):
     states = torch.randn(2, 16, 5, 32)
     expected = reference_space_time_mixing(states, segment_length, num_channels)
-    torch.testing.assert_close(space_time_mixing(states, segment_length, num_channels), expected, rtol=0, atol=0)
+    torch.testing.assert_close(
+        space_time_mixing(states.clone(), segment_length, num_channels), expected, rtol=0, atol=0
+    )
+    if num_channels:  # without autograd, the keys or values are mixed where they are, not copied
+        assert space_time_mixing(states, segment_length, num_channels) is states
+        torch.testing.assert_close(states, expected, rtol=0, atol=0)
 
 
 def test_space_time_mixing_zeroes_the_borrowed_channels_at_segment_borders():
     states = torch.randn(1, 8, 3, 16) + 10.0  # nowhere zero
-    mixed = space_time_mixing(states, segment_length=4, num_channels=2)
+    mixed = space_time_mixing(states.clone(), segment_length=4, num_channels=2)
     for last in (3, 7):  # no frame t+1 inside the segment
         assert mixed[:, last, :, :2].eq(0).all()
         assert mixed[:, last, :, 2:].ne(0).all()
@@ -369,8 +374,10 @@ def test_space_time_mixing_gradient_matches_autograd_through_the_reference(segme
     (expected,) = torch.autograd.grad(
         reference_space_time_mixing(states, segment_length, num_channels), states, grad_output
     )
+    before = states.detach().clone()
     (actual,) = torch.autograd.grad(space_time_mixing(states, segment_length, num_channels), states, grad_output)
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
+    assert torch.equal(states, before)  # under autograd the input is left as it was
     small = torch.randn(1, 4, 2, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(space_time_mixing, (small, 2, 2))
 
