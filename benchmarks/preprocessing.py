@@ -30,8 +30,7 @@ import numpy as np
 import torch
 from transformers import VideoMAEImageProcessor
 
-from modeling_xvit import XViTVideoProcessor
-from modeling_xvit import video_processing_xvit as vpx
+from modeling_xvit import XViTVideoProcessor, video_decoding
 
 from .measure import machine_info, time_interleaved
 
@@ -81,7 +80,7 @@ def baseline_clip(path: str, indices: list[int], processor: VideoMAEImageProcess
 
 
 def decode_floor(path: str, indices: list[int]) -> None:
-    with vpx._PyAVReader(path) as reader:
+    with video_decoding._PyAVReader(path) as reader:
         for _ in reader._sampled_frames(set(indices)):
             pass
 

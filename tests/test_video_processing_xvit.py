@@ -13,8 +13,7 @@ import torch
 from conftest import frame_level
 from transformers import AutoVideoProcessor
 
-from modeling_xvit import XViTVideoProcessor
-from modeling_xvit import video_processing_xvit as vpx
+from modeling_xvit import XViTVideoProcessor, video_decoding
 from modeling_xvit.clip_sampling import sample_clip_indices
 
 BACKENDS = ["decord", "pyav"]
@@ -69,13 +68,13 @@ def decode_every_frame(path: str) -> list[np.ndarray]:
 def count_decoded_frames(monkeypatch) -> list[int]:
     """Records how many frames the PyAV decoder outputs, sampled or not."""
     decoded = []
-    pick = vpx._pick
+    pick = video_decoding._pick
 
     def counting_pick(frames, *args):
         decoded.extend(frames)
         return pick(frames, *args)
 
-    monkeypatch.setattr(vpx, "_pick", counting_pick)
+    monkeypatch.setattr(video_decoding, "_pick", counting_pick)
     return decoded
 
 
@@ -112,7 +111,7 @@ def test_pyav_decodes_only_the_key_frame_groups_of_the_sampled_frames(tmp_path, 
     path = make_gop_video(str(tmp_path / "gops.mp4"), num_frames=60, keyframe_interval=10)
     decoded = count_decoded_frames(monkeypatch)
     indices = [35, 36, 52, 35]  # any order, repeats allowed
-    frames, _ = vpx.read_video_frames(path, lambda metadata: indices, backend="pyav")
+    frames, _ = video_decoding.read_video_frames(path, lambda metadata: indices, backend="pyav")
     every_frame = decode_every_frame(path)
     assert torch.equal(frames.permute(0, 2, 3, 1), torch.from_numpy(np.stack([every_frame[i] for i in indices])))
     assert len(decoded) <= 7 + 3  # frames 30-36 and 50-52 at most, not the 53 frames up to frame 52
@@ -354,7 +353,7 @@ def test_grayscale_and_rgba_arrays():
 def test_4k_frames_are_resized_chunk_by_chunk(make_video, monkeypatch, backend):
     path = make_video(num_frames=4, width=3840, height=2160, codec="mpeg4")
     frame_bytes = 3840 * 2160 * 3
-    monkeypatch.setattr(vpx, "DECODE_CHUNK_BYTES", frame_bytes)  # one 4K frame at a time
+    monkeypatch.setattr(video_decoding, "DECODE_CHUNK_BYTES", frame_bytes)  # one 4K frame at a time
     processor = XViTVideoProcessor(num_frames=4)
     tracemalloc.start()
     try:
