@@ -5,9 +5,10 @@ cache and `modeling_xvit` made unimportable, so that everything must come from t
 prints one line per check, `CHECK_PREFIX` followed by a JSON object `{"name", "ok", "detail"}`. It imports only the
 standard library, torch and transformers.
 
-    python -c "$(cat conversion/hub_folder_checks.py)" FOLDER VIDEO
+    python -c "$(cat conversion/hub_folder_checks.py)" FOLDER VIDEO   (or: python conversion/hub_folder_checks.py ...)
 """
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -106,9 +107,13 @@ def run_checks(folder: str, video: str) -> list[tuple[str, Callable[[], str]]]:
     ]
 
 
-def main(folder: str, video: str) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", help="The model folder to load.")
+    parser.add_argument("video", help="A video for the pipeline and the handler.")
+    args = parser.parse_args(argv)
     sys.modules["modeling_xvit"] = None  # `import modeling_xvit` now fails: only the folder's code can be used
-    for name, check in run_checks(folder, video):
+    for name, check in run_checks(args.folder, args.video):
         try:
             result = {"name": name, "ok": True, "detail": check()}
         except Exception as error:  # every check reports, whatever broke
@@ -117,4 +122,4 @@ def main(folder: str, video: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()

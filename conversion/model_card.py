@@ -241,7 +241,7 @@ def _results_section(inputs: ModelCardInputs, dataset_name: str | None) -> str:
     if all(result.reported_by_authors for result in inputs.results):
         where = (
             f"Accuracy on {dataset_name} as reported by the authors for the released checkpoint (not re-measured"
-            " after conversion; the converted model reproduces the original's logits):"
+            " after conversion; the converter is tested to reproduce the original's logits to 1e-4):"
         )
     else:
         where = f"Accuracy on {dataset_name}, measured by the training run that produced these weights:"
@@ -268,8 +268,8 @@ def _architecture(config: XViTConfig) -> str:
     )
     if config.temporal_aggregation == "attention":
         head = (
-            f"a {_count(config.temporal_attention_num_layers, 'layer')} temporal-attention head"
-            f" ({_count(config.temporal_attention_num_heads, 'head')}) over the per-frame CLS features"
+            f"a temporal-attention head ({_count(config.temporal_attention_num_layers, 'layer')},"
+            f" {_count(config.temporal_attention_num_heads, 'head')}) over the per-frame CLS features"
         )
     else:
         head = "the mean of the per-frame CLS features"

@@ -211,7 +211,7 @@ def write_hub_folder(
 
     Args:
         output_dir: the folder to create.
-        model: the video classifier whose weights and config are saved (its config is not modified).
+        model: the video classifier whose weights and config are saved.
         card: what the model card says beyond the config (see `conversion.model_card.ModelCardInputs`).
         video_processor: the processor reproducing the model's data pipeline; default `default_video_processor`.
             Its clip length and crop size must be the model's.

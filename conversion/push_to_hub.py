@@ -125,7 +125,7 @@ def push_to_hub(
     api = HfApi(token=token)
     operations = [CommitOperationAdd(file.path_in_repo, str(file.local_path)) for file in files]
     try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.create_repo(repo_id, private=private or None, exist_ok=True)  # None: the account's default visibility
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         commit = api.create_commit(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from fake_hub import FakeHub, serve_fake_hub
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
@@ -26,6 +27,8 @@ from conversion.convert_original_xvit import (
 )
 from conversion.model_folder import ConversionError
 from conversion.original_xvit_reference import OriginalXViTArchitecture, original_xvit_forward, shift_over_time
+from conversion.push_to_hub import files_to_upload
+from conversion.verify_hub_folder import Check
 from modeling_xvit import XViTForVideoClassification
 
 HIDDEN, HEADS, PATCH, IMAGE = 64, 4, 16, 32
@@ -590,3 +593,76 @@ def test_impossible_training_config_values_are_named(tmp_path, capsys, section, 
     assert "Traceback" not in errors
     assert any(line.startswith(f"error: {message}") for line in errors.splitlines()), errors
     assert not (tmp_path / "out").exists()
+
+
+# --- Checking and publishing the folder ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_hub(httpserver, monkeypatch) -> FakeHub:
+    return serve_fake_hub(httpserver, monkeypatch)
+
+
+def test_command_line_checks_the_folder_in_a_fresh_process_then_publishes_it(tmp_path, fake_hub, capsys):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    output_dir = tmp_path / "converted"
+    exit_code = main(
+        [
+            f"--checkpoint={checkpoint}",
+            f"--output-dir={output_dir}",
+            f"--num-attention-heads={HEADS}",
+            "--verify",
+            "--push-to-hub=someone/xvit-tiny",
+            "--private",
+            "--revision=converted",
+            "--create-pr",
+            "--commit-message=Convert xvit.pth",
+        ]
+    )
+    output = capsys.readouterr().out
+    assert exit_code == 0, output
+    assert "[FAIL]" not in output and output.count("[ok]") == 12
+    for check in (
+        "AutoModel:",
+        "AutoVideoProcessor:",
+        'pipeline("video-classification"):',
+        "Inference Endpoints handler:",
+    ):
+        assert f"[ok]   {check}" in output
+    (commit,) = fake_hub.commits
+    assert sorted(commit.files) == [file.path_in_repo for file in files_to_upload(output_dir)]
+    assert commit.revision == "converted" and commit.create_pr and commit.summary == "Convert xvit.pth"
+    assert fake_hub.created[0]["visibility"] == "private"
+    # The card's examples load the repository the folder was published to.
+    assert (
+        b'AutoVideoProcessor.from_pretrained("someone/xvit-tiny", trust_remote_code=True)' in commit.files["README.md"]
+    )
+
+
+def test_dry_run_writes_the_folder_and_uploads_nothing(tmp_path, fake_hub, capsys):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    arguments = [
+        f"--checkpoint={checkpoint}",
+        f"--output-dir={tmp_path / 'converted'}",
+        f"--num-attention-heads={HEADS}",
+    ]
+    assert main([*arguments, "--push-to-hub=someone/xvit", "--dry-run", "--skip-folder-check"]) == 0
+    output = capsys.readouterr().out
+    assert "Would upload to someone/xvit:\n  README.md (" in output and "  model.safetensors (" in output
+    assert fake_hub.requests == []
+    assert (tmp_path / "converted" / "config.json").is_file()
+
+
+def test_a_folder_that_fails_its_checks_is_not_written(tmp_path, monkeypatch, capsys):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    monkeypatch.setattr(
+        "conversion.verify_hub_folder.fresh_process_checks",
+        lambda folder, video: [Check("AutoVideoProcessor", False, "OSError: broken")],
+    )
+    with pytest.raises(ConversionError, match=r"failed the Hub checks \['AutoVideoProcessor'\]"):
+        convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS, check_folder=True)
+    assert "[FAIL] AutoVideoProcessor: OSError: broken" in capsys.readouterr().out
+    assert os.listdir(tmp_path) == ["xvit.pth"]
