@@ -243,18 +243,18 @@ def write_hub_folder(
     return Path(output_dir)
 
 
-def print_error(error: Exception) -> None:
-    """Report a refusal on stderr, one `error:` line per line of the message."""
-    for line in str(error).splitlines():
-        print(f"error: {line.strip()}", file=sys.stderr)
+def exit_status(action: Callable[[], object]) -> int:
+    """The exit status of a script: 0 when `action` succeeds, else 1 after printing why it refused, one `error:` line
+    per line of the `ConversionError`'s message (no traceback)."""
+    try:
+        action()
+    except ConversionError as error:
+        for line in str(error).splitlines():
+            print(f"error: {line.strip()}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_conversion(convert: Callable[[], Path]) -> int:
     """The exit status of a conversion script: print where `convert` wrote, or why it refused (nothing written)."""
-    try:
-        output_dir = convert()
-    except ConversionError as error:
-        print_error(error)
-        return 1
-    print(f"Wrote {output_dir}")
-    return 0
+    return exit_status(lambda: print(f"Wrote {convert()}"))

@@ -20,7 +20,7 @@ from typing import NamedTuple
 if __package__ in (None, ""):  # run by path (`python conversion/x.py`): import this repository's packages by name
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from conversion.model_folder import CONFIG_NAME, ConversionError, print_error  # noqa: E402
+from conversion.model_folder import CONFIG_NAME, ConversionError, exit_status  # noqa: E402
 
 PUBLISHED_SUFFIXES = (".json", ".safetensors", ".py", ".md", ".txt")
 # Larger files are refused unless `allow_large_files`: a 5 GiB weights file holds a ViT-H in float32 twice over, and
@@ -202,12 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo-id", required=True, help="Hub repository, e.g. your-name/xvit-b16-16-k600.")
     add_upload_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        publish(args.folder, args.repo_id, args)
-    except ConversionError as error:
-        print_error(error)
-        return 1
-    return 0
+    return exit_status(lambda: publish(args.folder, args.repo_id, args))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run by path (`python conversion/x.py`): import 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from conversion.hub_folder_checks import CHECK_PREFIX  # noqa: E402
-from conversion.model_folder import CONFIG_NAME, PROCESSOR_CONFIG_NAME, ConversionError, print_error  # noqa: E402
+from conversion.model_folder import CONFIG_NAME, PROCESSOR_CONFIG_NAME, ConversionError, exit_status  # noqa: E402
 from conversion.push_to_hub import files_to_upload  # noqa: E402
 
 CHECKS_SCRIPT = Path(__file__).with_name("hub_folder_checks.py")
@@ -182,12 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", help="The model folder to check.")
     parser.add_argument("--video", help="Video for the pipeline and handler checks (default: a synthetic clip).")
     args = parser.parse_args(argv)
-    try:
-        check_hub_folder(args.folder, args.video)
-    except ConversionError as error:
-        print_error(error)
-        return 1
-    return 0
+    return exit_status(lambda: check_hub_folder(args.folder, args.video))
 
 
 if __name__ == "__main__":
