@@ -35,7 +35,6 @@ from conversion.convert_original_xvit import (  # noqa: E402
 )
 from conversion.model_card import ModelCardInputs  # noqa: E402
 from conversion.model_folder import (  # noqa: E402
-    KNOWN_LABEL_SETS,
     ConversionError,
     check_output_dir,
     load_labels,
@@ -208,7 +207,6 @@ def model_card_inputs(args: argparse.Namespace, output_dir: Path) -> ModelCardIn
         " temporal-attention head and the classifier are freshly initialised.",
         model_id=args.push_to_hub or output_dir.name,
         command=shlex.join(["python", "-m", "conversion.convert_vit_to_xvit", *words]),
-        dataset=args.labels if args.labels in KNOWN_LABEL_SETS else None,
         base_model=args.base_model,
         intended_use="A starting point for fine-tuning on video classification: the temporal-attention head and the"
         " classifier are untrained, so its predictions mean nothing until it is fine-tuned.",

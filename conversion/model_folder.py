@@ -28,7 +28,7 @@ from glob import escape
 from pathlib import Path
 
 from conversion.model_card import ModelCardInputs, render_model_card
-from modeling_xvit import XViTForVideoClassification, XViTModel, XViTVideoProcessor
+from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel, XViTVideoProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def atomic_output_dir(output_dir: str | os.PathLike) -> Iterator[Path]:
 # --- The folder -----------------------------------------------------------------------------------------------------
 
 
-def default_video_processor(config) -> XViTVideoProcessor:
+def default_video_processor(config: XViTConfig) -> XViTVideoProcessor:
     """The video processor for a model without a recipe of its own: `config.num_frames` frames, the short side resized
     to `config.image_size` and a centre crop of that size (the original's test pipeline), segment sampling."""
     size = config.image_size
@@ -153,7 +153,7 @@ def default_video_processor(config) -> XViTVideoProcessor:
     )
 
 
-def _check_processor_fits(processor: XViTVideoProcessor, config) -> None:
+def _check_processor_fits(processor: XViTVideoProcessor, config: XViTConfig) -> None:
     crop = (processor.crop_size["height"], processor.crop_size["width"])
     if crop != (config.image_size, config.image_size) or processor.num_frames != config.num_frames:
         raise ConversionError(
@@ -178,9 +178,15 @@ def _write_text_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def _fill_folder(folder: Path, model, video_processor: XViTVideoProcessor, card_text: str) -> None:
-    """Write every file of the folder, `config.json` last; the model and processor are saved into a hidden scratch
-    folder first, because `save_pretrained` writes `config.json` before the weights."""
+def _fill_folder(
+    folder: Path,
+    model: XViTForVideoClassification,
+    video_processor: XViTVideoProcessor,
+    card_text: str,
+    check: Callable[[Path], None] | None,
+) -> None:
+    """Write every file of the folder, `config.json` last, then run `check` on it. The model and the processor are
+    saved into a hidden scratch folder first, because `save_pretrained` writes `config.json` before the weights."""
     (folder / CONFIG_NAME).unlink(missing_ok=True)  # rewriting a folder in place: not a model until done
     scratch = Path(tempfile.mkdtemp(prefix=".writing.", dir=folder))
     try:
@@ -196,6 +202,8 @@ def _fill_folder(folder: Path, model, video_processor: XViTVideoProcessor, card_
     _write_text_atomically(folder / "README.md", card_text)
     config["auto_map"] = {**config.get("auto_map", {}), **_auto_map(model)}
     _write_text_atomically(folder / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if check is not None:
+        check(folder)
 
 
 def write_hub_folder(
@@ -229,17 +237,12 @@ def write_hub_folder(
     video_processor = video_processor or default_video_processor(model.config)
     _check_processor_fits(video_processor, model.config)
     card_text = render_model_card(model.config, card)  # fails before anything is written
-    if not atomic:
-        output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        _fill_folder(output_dir, model, video_processor, card_text)
-        if check is not None:
-            check(output_dir)
-        return output_dir
-    with atomic_output_dir(output_dir) as staging:
-        _fill_folder(staging, model, video_processor, card_text)
-        if check is not None:
-            check(staging)
+    if atomic:
+        with atomic_output_dir(output_dir) as staging:
+            _fill_folder(staging, model, video_processor, card_text, check)
+    else:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        _fill_folder(Path(output_dir), model, video_processor, card_text, check)
     return Path(output_dir)
 
 

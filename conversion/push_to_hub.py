@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub.errors import HfHubHTTPError
+
 if __package__ in (None, ""):  # run by path (`python conversion/x.py`): import this repository's packages by name
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
@@ -47,8 +50,9 @@ def _size_limit(name: str) -> int:
     return SIZE_LIMITS.get(Path(name).suffix, OTHER_FILES_SIZE_LIMIT)
 
 
-def _resolve_inside(path: Path, root: Path) -> tuple[Path | None, str | None]:
-    """The file a path stands for, or why it cannot be published (a symlink out of `root`, a loop, not a file)."""
+def _check_file(path: Path, root: Path, allow_large_files: bool) -> tuple[Path | None, str | None]:
+    """The file that `path` stands for, or why it cannot be published: a symlink that leaves `root` (or loops, or
+    leads nowhere or to a folder), a kind of file that may hold pickles, a file above the size limit."""
     try:
         target = path.resolve(strict=True)
     except (OSError, RuntimeError) as error:  # a broken link or a loop (RuntimeError before Python 3.13)
@@ -57,6 +61,14 @@ def _resolve_inside(path: Path, root: Path) -> tuple[Path | None, str | None]:
         return None, f"a symbolic link to {target}, outside the folder"
     if not target.is_file():
         return None, f"not a regular file ({target})" if path.is_symlink() else "not a regular file"
+    if not path.name.endswith(PUBLISHED_SUFFIXES):
+        return None, (
+            f"not among {list(PUBLISHED_SUFFIXES)} (pickle-based weights such as .bin, .pth, .pt, .ckpt or .pkl can"
+            " run code when loaded: keep only the safetensors weights)"
+        )
+    size, limit = target.stat().st_size, _size_limit(path.name)
+    if size > limit and not allow_large_files:
+        return None, f"{size:,} bytes, above the {limit:,}-byte limit for such files (pass --allow-large-files)"
     return target, None
 
 
@@ -72,22 +84,11 @@ def files_to_upload(folder: str | os.PathLike, allow_large_files: bool = False) 
     files, refused = [], []
     for directory, subdirectories, names in os.walk(folder):  # never descends into linked folders
         subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
-        for name in sorted(names) + [name for name in subdirectories if Path(directory, name).is_symlink()]:
+        linked_folders = [name for name in subdirectories if Path(directory, name).is_symlink()]
+        for name in [name for name in sorted(names) if not name.startswith(".")] + linked_folders:
             path = Path(directory, name)
             relative = path.relative_to(folder).as_posix()
-            if name.startswith("."):
-                continue
-            target, problem = _resolve_inside(path, root)
-            if problem is None and not name.endswith(PUBLISHED_SUFFIXES):
-                problem = (
-                    f"not among {list(PUBLISHED_SUFFIXES)} (pickle-based weights such as .bin, .pth, .pt, .ckpt"
-                    " or .pkl can run code when loaded: keep only the safetensors weights)"
-                )
-            if problem is None and not allow_large_files and target.stat().st_size > _size_limit(name):
-                problem = (
-                    f"{target.stat().st_size:,} bytes, above the {_size_limit(name):,}-byte limit for such files"
-                    " (pass --allow-large-files to publish it anyway)"
-                )
+            target, problem = _check_file(path, root, allow_large_files)
             if problem:
                 refused.append(f"{relative}: {problem}")
             else:
@@ -119,9 +120,6 @@ def push_to_hub(
     files = files_to_upload(folder, allow_large_files)
     if dry_run:
         return PushResult(files, None, None)
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
     api = HfApi(token=token)
     operations = [CommitOperationAdd(file.path_in_repo, str(file.local_path)) for file in files]
     try:

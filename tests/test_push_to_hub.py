@@ -133,7 +133,9 @@ def test_folders_with_pickles_are_refused(folder, pickled, fake_hub, capsys):
 def test_files_above_the_size_limit_need_allow_large_files(folder, fake_hub):
     with open(folder / "big.txt", "wb") as file:
         file.truncate(OTHER_FILES_SIZE_LIMIT + 1)  # sparse: no disk space used
-    with pytest.raises(ConversionError, match=r"big.txt: 10,485,761 bytes, above the 10,485,760-byte limit"):
+    with pytest.raises(
+        ConversionError, match=r"big.txt: 10,485,761 bytes, above the 10,485,760-byte limit for such files"
+    ):
         files_to_upload(folder)
     assert "big.txt" in [file.path_in_repo for file in files_to_upload(folder, allow_large_files=True)]
     assert fake_hub.requests == []
