@@ -70,7 +70,7 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
     antialias (`bool`, *optional*, defaults to `False`):
         Antialias when downscaling. The original resizes with bilinear interpolation without antialiasing
         (`torch.nn.functional.interpolate`), so converted checkpoints expect `False`; `True` gives torchvision's
-        antialiased resize, smoother on large downscales (up to about 20 of 255 levels apart on 272 -> 224).
+        antialiased resize (up to 15 of 255 levels apart from the original on a 272 -> 224 downscale).
     """
 
     sampling: str | None
@@ -264,12 +264,6 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
     def _preprocess(
         self,
         videos: list,
-        do_resize: bool,
-        size: SizeDict,
-        resample,
-        antialias: bool,
-        do_augment: bool,
-        scale_jitter: list[int],
         do_rescale: bool,
         num_temporal_views: int,
         decoding_backend: str | None,
@@ -281,12 +275,10 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         resizes videos grouped by shape and returns one clip per video; XViT returns several views per video, each
         with its own crop (or random augmentation), and decodes files here, so it works video by video.
         """
-        frame_size_bytes = self._frame_bytes(
-            do_resize=do_resize, size=size, do_augment=do_augment, scale_jitter=scale_jitter, **kwargs
-        )
+        frame_size_bytes = self._frame_bytes(**kwargs)
         clips = []
         for index, video in enumerate(videos):
-            resize = self._frame_resizer(do_resize, size, resample, antialias, do_augment, scale_jitter)
+            resize = self._frame_resizer(**kwargs)  # in training, a new random scale for every video
             if isinstance(video, _VideoFile):
                 name = video_name(video.source)
                 frames = video.decode(resize, decoding_backend, frame_size_bytes)
@@ -295,15 +287,10 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
                 _warn_if_already_rescaled(video, do_rescale)
                 frames = resize(video) if resize is not None else video
             try:
-                views = self._make_views(
-                    frames.reshape(num_temporal_views, -1, *frames.shape[1:]),
-                    do_augment=do_augment,
-                    do_rescale=do_rescale,
-                    **kwargs,
-                )
+                clip_frames = frames.reshape(num_temporal_views, -1, *frames.shape[1:])
+                clips.append(self._make_views(clip_frames, do_rescale=do_rescale, **kwargs))
             except ValueError as error:
                 raise ValueError(f"Cannot make the views of video {name}: {error}") from error
-            clips.append(views)
         data = {"pixel_values": clips[0] if len(clips) == 1 else torch.cat(clips)}  # one video: no copy
         return BatchFeature(data=data, tensor_type=return_tensors)
 
@@ -380,6 +367,7 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         antialias: bool,
         do_augment: bool,
         scale_jitter: list[int],
+        **kwargs,
     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """The resize applied to frames as soon as they are decoded (short side, or a random scale in training)."""
         if not do_resize:
