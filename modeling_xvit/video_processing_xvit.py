@@ -4,9 +4,11 @@ only their frames (see `video_decoding.py`) and turns them into `pixel_values` o
 `(batch * num_views, num_frames, 3, height, width)`.
 
 It runs `BaseVideoProcessor.preprocess` (keyword validation, defaults, `device`, metadata) and overrides its hooks:
-`sample_frames` (the original's clip sampling), `_decode_and_sample_videos` (decoded frames are sampled, files are only
-named: they are decoded in `_preprocess`, which knows the resize, so that frames are resized as they are decoded),
-`_prepare_input_videos` (grey and RGBA frames, the device) and `_preprocess` (views, crops, normalisation).
+`sample_frames` (the original's clip sampling), `_decode_and_sample_videos` (decoded frames are sampled; files wait
+until `_preprocess`, which knows the resize, so that their frames are resized as they are decoded),
+`_prepare_input_videos` (grey and RGBA frames, the device), `_preprocess` (views, crops, normalisation) and `resize`
+(the original's sizes).
+The base checks its options only after decoding, so `preprocess` checks XViT's first (see `_check_options`).
 """
 
 import random
