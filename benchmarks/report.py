@@ -10,6 +10,7 @@ MIB = 2**20
 COMMITTED_RESULTS_DIR = Path(__file__).parent / "results"
 # Where a run writes by default: ignored by git, so running a benchmark leaves the working tree clean.
 RUNS_DIR = Path(__file__).parent / "runs"
+VERDICT_TEXT = {"met": "met", "not met": "**not met**", "inconclusive": "inconclusive (within noise)", None: "n/a"}
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,11 +110,10 @@ def markdown_report(results: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for target in results["targets"]:
-        verdict = {"met": "met", "not met": "**not met**", "inconclusive": "inconclusive (within noise)", None: "n/a"}
         lines.append(
             f"| {target['meaning']} | {_number(target['value'], 3)} | {_number(target['iqr'], 3)} "
             f"| {_number(target['control'], 3)} | {_number(target['noise'], 3)} | {target['target']} "
-            f"| {verdict[target['verdict']]} |"
+            f"| {VERDICT_TEXT[target['verdict']]} |"
         )
     lines += ["", noise_line(results), "", duration_line(results)]
     spreads = results["ratio_spreads"]
