@@ -357,6 +357,7 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         **kwargs,
     ) -> int:
         """Bytes one sampled frame needs at least (see `frame_bytes`)."""
+        size = _test_resize_size(size, crop_size, num_spatial_crops)
         short_side_pixels = max(scale_jitter) ** 2 if do_augment else resized_pixels(size)
         crop = crop_size if do_center_crop or do_augment else None
         return frame_bytes(short_side_pixels if do_resize else None, crop, num_spatial_crops)
@@ -369,6 +370,8 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         antialias: bool,
         do_augment: bool,
         scale_jitter: list[int],
+        crop_size: SizeDict,
+        num_spatial_crops: int,
         **kwargs,
     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """The resize applied to frames as soon as they are decoded (short side, or a random scale in training)."""
@@ -376,6 +379,8 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
             return None
         if do_augment:
             size = SizeDict(shortest_edge=random.randint(*scale_jitter))
+        else:
+            size = _test_resize_size(size, crop_size, num_spatial_crops)
         return lambda frames: self.resize(frames, size, resample=resample, antialias=antialias)
 
     def _make_views(
@@ -484,6 +489,17 @@ def _warn_if_already_rescaled(frames: torch.Tensor, do_rescale: bool) -> None:
     if do_rescale and frames.is_floating_point() and frames.device.type != "meta" and frames.numel():
         if frames.min() >= 0 and frames.max() <= 1:
             warn_already_rescaled()
+
+
+def _test_resize_size(size: SizeDict, crop_size: SizeDict | None, num_spatial_crops: int) -> SizeDict:
+    """
+    The original's test-time resize: one crop is taken after resizing the short side to `size` (256 in the Kinetics
+    configs, the usual resize-then-centre-crop), three crops after resizing it to the crop size, so that the three
+    crops tile the long side.
+    """
+    if num_spatial_crops == 1 or crop_size is None or not size.shortest_edge:
+        return size
+    return SizeDict(shortest_edge=min(crop_size.height, crop_size.width))
 
 
 def _crop(frames: torch.Tensor, top: int, left: int, size: SizeDict) -> torch.Tensor:

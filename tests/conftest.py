@@ -55,18 +55,23 @@ def frame_level(index: int) -> int:
     return 10 + 15 * index
 
 
-def original_test_pixels(frames: np.ndarray, size: int = 224, mean: float = 0.5, std: float = 0.5) -> np.ndarray:
+def original_test_pixels(
+    frames: np.ndarray, size: int = 224, mean: float = 0.5, std: float = 0.5, short_side: int | None = None
+) -> np.ndarray:
     """
     The original XViT test transform of one centre view, re-implemented in float64 NumPy for the processor tests:
-    `(frames, 3, H, W)` uint8 -> normalise -> short side to `size` by bilinear interpolation without antialiasing
-    (half-pixel centres, as `torch.nn.functional.interpolate(align_corners=False)`; the long side floored; frames whose
-    short side is already `size` untouched) -> centre crop, its offset rounded up.
+    `(frames, 3, H, W)` uint8 -> normalise -> short side to `short_side` (default `size`) by bilinear interpolation
+    without antialiasing (half-pixel centres, as `torch.nn.functional.interpolate(align_corners=False)`; the long side
+    floored; frames whose short side is already that size untouched) -> `size` centre crop, its offset rounded up.
     """
     frames = (frames.astype(np.float64) / 255 - mean) / std
     height, width = frames.shape[-2:]
-    if min(height, width) != size:
+    short_side = short_side or size
+    if min(height, width) != short_side:
         height, width = (
-            (size, math.floor(width / height * size)) if height <= width else (math.floor(height / width * size), size)
+            (short_side, math.floor(width / height * short_side))
+            if height <= width
+            else (math.floor(height / width * short_side), short_side)
         )
         frames = _bilinear_along(_bilinear_along(frames, -2, height), -1, width)
     top, left = math.ceil((height - size) / 2), math.ceil((width - size) / 2)

@@ -537,3 +537,18 @@ def test_pixels_match_the_original_resize(real_videos, backend):
     torch.testing.assert_close(pixel_values, torch.from_numpy(expected).float(), atol=two_levels, rtol=0)
     antialiased = XViTVideoProcessor(antialias=True, **options)(path).pixel_values[0]
     assert (antialiased - torch.from_numpy(expected).float()).abs().max() > 3 * two_levels
+
+
+def test_one_crop_resizes_to_size_and_three_crops_to_the_crop_size(real_videos):
+    """The original's test views: one crop after resizing the short side to 256 (Kinetics), three after resizing it
+    to the crop size, so that the three crops tile the long side."""
+    path = real_videos["bikes"]
+    options = dict(num_frames=2, sampling="dense", sampling_rate=8, size={"shortest_edge": 256})
+    frames = raw_processor(num_frames=2, sampling="dense", sampling_rate=8)(path).pixel_values[0].numpy()
+    two_levels = 2 / 255 / 0.5
+    one_crop = XViTVideoProcessor(**options)(path).pixel_values[0]
+    expected = torch.from_numpy(original_test_pixels(frames, short_side=256)).float()
+    torch.testing.assert_close(one_crop, expected, atol=two_levels, rtol=0)
+    centre_of_three = XViTVideoProcessor(num_spatial_crops=3, **options)(path).pixel_values[1]
+    expected = torch.from_numpy(original_test_pixels(frames, short_side=224)).float()
+    torch.testing.assert_close(centre_of_three, expected, atol=two_levels, rtol=0)
