@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, ViTConfig, ViTModel
 
 from modeling_xvit import XViTForVideoClassification, XViTModel
-from modeling_xvit.modeling_xvit import XViTAttention, space_time_mixing
+from modeling_xvit.modeling_xvit import XViTSpaceTimeMixingAttention, space_time_mixing
 
 
 def reference_space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def reference_space_time_mixing(states: torch.Tensor, segment_length: int, num_c
     return mixed
 
 
-def reference_attention(module: XViTAttention, hidden_states: torch.Tensor, segment_length: int) -> torch.Tensor:
+def reference_attention(module: XViTSpaceTimeMixingAttention, hidden_states: torch.Tensor, segment_length: int) -> torch.Tensor:
     """Per-frame softmax attention over mixed keys and values, written from the paper, heads split by hand."""
     batch_size, num_frames, num_tokens, hidden_size = hidden_states.shape
     heads, head_dim = module.num_attention_heads, module.head_dim
@@ -76,10 +76,12 @@ def test_space_time_mixing_zeroes_the_borrowed_channels_at_segment_borders():
 def test_attention_matches_the_per_frame_reference_with_channels_counted_across_heads(tiny_config):
     config = tiny_config(num_frames=8, space_time_mixing_segment_length=4, space_time_mixing_fraction=0.25)
     torch.manual_seed(0)
-    attention = XViTAttention(config, num_attention_heads=4, qkv_bias=True, mixing_channels=8).eval()
+    attention = XViTSpaceTimeMixingAttention(config, layer_idx=0).eval()
+    assert attention.mixing_channels == 8  # a quarter of 32 channels, across the 4 heads
     hidden_states = torch.randn(2, 8, 5, 32)
-    output, _ = attention(hidden_states)
-    torch.testing.assert_close(output, reference_attention(attention, hidden_states, 4), rtol=1e-5, atol=1e-5)
+    output, _ = attention(hidden_states.flatten(1, 2), num_frames=8)
+    expected = reference_attention(attention, hidden_states, 4).flatten(1, 2)
+    torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_output_shapes(tiny_config, clip):
