@@ -209,8 +209,8 @@ class XViTEmbeddings(nn.Module):
         return self.temporal_embeddings.repeat(1, num_frames // num_embeddings, 1, 1)
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
-        """`(batch, frames, channels, height, width)` -> `(batch, frames * (num_patches + 1), hidden_size)`, frame-major:
-        frame 0's CLS token and patches, then frame 1's, ..."""
+        """`(batch, frames, channels, height, width)` -> `(batch, frames * (num_patches + 1), hidden_size)`,
+        frame-major: frame 0's CLS token and patches, then frame 1's, ..."""
         batch_size, num_frames, num_channels, height, width = pixel_values.shape
         embeddings = self.patch_embeddings(pixel_values.reshape(-1, num_channels, height, width))
         cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)
@@ -305,7 +305,9 @@ class XViTAttention(nn.Module):
             The attention output, shaped like `hidden_states`, and the attention probabilities
             `(batch_size, heads, num_tokens, num_tokens)` when the call ran eager attention (else `None`).
         """
-        query, key, value = (self._split_heads(proj(hidden_states)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        query, key, value = (
+            self._split_heads(proj(hidden_states)) for proj in (self.q_proj, self.k_proj, self.v_proj)
+        )
         attn_output, attn_weights = self._attend(query, key, value, **kwargs)
         return self.o_proj(attn_output.reshape(hidden_states.shape)), attn_weights
 
@@ -537,8 +539,8 @@ def check_pixel_values(pixel_values: torch.Tensor, config: XViTConfig, interpola
     batch_size, num_frames, num_channels, height, width = pixel_values.shape
     if batch_size == 0 or num_frames == 0:
         raise ValueError(
-            f"`pixel_values` holds no clips or clips of no frames (shape {tuple(pixel_values.shape)}); expected at least"
-            f" one clip of at least one frame, shape {expected}."
+            f"`pixel_values` holds no clips or clips of no frames (shape {tuple(pixel_values.shape)}); expected at"
+            f" least one clip of at least one frame, shape {expected}."
         )
     if num_channels != config.num_channels:
         raise ValueError(
