@@ -91,10 +91,10 @@ class XViTConfig(PreTrainedConfig):
     Every field is checked at construction: an invalid value raises a `ValueError` naming the field, the value and
     what is allowed.
 
-    The attention implementation is chosen when the model is built, not here: `from_pretrained(folder,
-    attn_implementation="eager")`, `XViTForVideoClassification._from_config(config, attn_implementation=...)`, or
-    `model.set_attn_implementation(...)` on a built model ("sdpa" by default; "eager", "flash_attention_2",
-    "flex_attention").
+    The attention implementation ("sdpa" by default; "eager", "flash_attention_2", "flex_attention") is not a saved
+    field: pass `attn_implementation=` to `from_pretrained(folder, ...)`, to `_from_config(config, ...)` or to this
+    constructor (a model built from the config uses `config._attn_implementation`), or call
+    `model.set_attn_implementation(...)` on a built model.
 
     Example:
 

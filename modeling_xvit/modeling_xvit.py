@@ -37,11 +37,12 @@ class XViTModelOutput(ModelOutput):
     frame_features (`torch.FloatTensor` of shape `(batch_size, num_frames, hidden_size)`):
         The per-frame CLS features that the temporal aggregation consumes.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-        The embedding output and the output of every backbone layer, each shaped like `last_hidden_state`.
+        The embedding output and the output of every backbone layer (before the final layer norm), each shaped like
+        `last_hidden_state`. They are the tensors the forward pass goes on with: gradients reach them.
     attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
         Attention probabilities of every backbone layer, each of shape
         `(batch_size, num_frames, num_heads, num_patches + 1, num_keys)`, where `num_keys` is `num_patches + 1`, plus
-        `num_frames` in layers with summary tokens (the summary tokens come last).
+        `num_frames` in layers with summary tokens (the summary tokens come last). Gradients reach them too.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -493,9 +494,12 @@ class XViTPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _can_compile_fullgraph = True
     # Hooks record the outputs of the backbone's classes only, so the temporal-attention head's layers are left out.
-    # The backbone layers take and return the documented `(batch, frames * tokens, hidden)` shape, and its attention
-    # returns probabilities `(batch, frames, heads, tokens, keys)`: the recorded tensors are the ones the forward pass
-    # goes on with, so they are in the autograd graph.
+    # (Picking by `OutputRecorder(layer_name=...)` cannot: the name matches a part of the module path, and the head's
+    # `temporal_aggregation.layers.N` contains the backbone's `layers.N`; renaming either would change the weight names
+    # of every saved and converted checkpoint.) The backbone layers take and return the documented
+    # `(batch, frames * tokens, hidden)` shape and its attention returns probabilities
+    # `(batch, frames, heads, tokens, keys)`: the recorded tensors are the ones the forward pass goes on with, so they
+    # are in the autograd graph.
     _can_record_outputs = {
         "hidden_states": XViTBackboneLayer,
         "attentions": XViTSpaceTimeMixingAttention,
