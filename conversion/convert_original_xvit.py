@@ -523,18 +523,20 @@ def resolve_labels(spec: str | None, original_config: Mapping[str, Any], num_lab
 def build_video_processor(original_config: Mapping[str, Any], image_size: int) -> XViTVideoProcessor:
     """The XViTVideoProcessor reproducing this checkpoint's data pipeline (single centre view by default).
 
-    Frames are resized and cropped to `image_size`, the resolution of the checkpoint's position embedding (the
-    released configs test at that size, DATA.TEST_CROP_SIZE 224).
+    Frames are cropped to `image_size`, the resolution of the checkpoint's position embedding (the released configs
+    test at that size, DATA.TEST_CROP_SIZE 224). For one crop, the original's Kinetics loader first resizes the short
+    side to DATA.TRAIN_JITTER_SCALES[0] (256), its SSv2 loader to the crop size; three crops always follow a resize to
+    the crop size, which the processor does by itself.
     """
     data = original_config["DATA"]
+    is_ssv2 = str(original_config["TRAIN"]["DATASET"]).lower() == "ssv2"
     return XViTVideoProcessor(
         num_frames=data["NUM_FRAMES"],
         # SSv2 follows TSN (one frame per equal segment); Kinetics takes evenly spaced frames of a dense clip.
-        sampling="segment" if str(original_config["TRAIN"]["DATASET"]).lower() == "ssv2" else "dense",
+        sampling="segment" if is_ssv2 else "dense",
         sampling_rate=data["SAMPLING_RATE"],
         target_fps=data["TARGET_FPS"],
-        # Testing resizes the short side to the crop size and crops.
-        size={"shortest_edge": image_size},
+        size={"shortest_edge": image_size if is_ssv2 else data["TRAIN_JITTER_SCALES"][0]},
         crop_size={"height": image_size, "width": image_size},
         image_mean=list(data["MEAN"]),
         image_std=list(data["STD"]),

@@ -324,6 +324,7 @@ def test_output_folder_holds_weights_processor_card_and_code(tmp_path):
     processor = json.loads((output_dir / "video_preprocessor_config.json").read_text())
     assert processor["sampling"] == "segment" and processor["num_frames"] == 16 and processor["do_flip"] is False
     assert processor["crop_size"] == {"height": IMAGE, "width": IMAGE}
+    assert processor["size"] == {"shortest_edge": IMAGE}  # the original's SSv2 test loader resizes to the crop size
     assert processor["image_mean"] == [0.5, 0.5, 0.5] and processor["image_std"] == [0.5, 0.5, 0.5]
     assert "auto_map" in processor
 
@@ -343,6 +344,8 @@ def test_kinetics_checkpoint_gets_dense_sampling_and_kinetics600_labels(tmp_path
     output_dir = convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
     processor = json.loads((output_dir / "video_preprocessor_config.json").read_text())
     assert processor["sampling"] == "dense" and processor["sampling_rate"] == 16 and processor["do_flip"] is True
+    # One Kinetics test crop follows a resize of the short side to DATA.TRAIN_JITTER_SCALES[0], as in the original.
+    assert processor["size"] == {"shortest_edge": 36} and processor["crop_size"] == {"height": IMAGE, "width": IMAGE}
     config = json.loads((output_dir / "config.json").read_text())
     assert len(config["id2label"]) == 600 and config["id2label"]["1"] == "acting in play"
 
