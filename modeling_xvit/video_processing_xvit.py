@@ -1,6 +1,6 @@
 """
-Video processor for XViT: decodes a video (decord, or PyAV when decord is missing), samples clips the way the original
-XViT data pipeline does (see `clip_sampling.py`) and turns them into `pixel_values` of shape
+Video processor for XViT: decodes a video (PyAV by default, see `video_decoding.py`), samples clips the way the
+original XViT data pipeline does (see `clip_sampling.py`) and turns them into `pixel_values` of shape
 `(batch * num_views, num_frames, 3, height, width)`.
 """
 
@@ -17,7 +17,14 @@ from transformers.video_utils import VideoInput, VideoMetadata, make_batched_met
 
 from .clip_sampling import SAMPLING_STRATEGIES, random_crop_box, sample_clip_indices, spatial_crop_boxes
 from .processing_defaults import XViTProcessingDefaults
-from .video_decoding import DECODING_BACKENDS, is_encoded_video, read_video_frames, video_name
+from .video_decoding import (
+    DECODING_BACKENDS,
+    DOWNLOAD_TIMEOUT,
+    MAX_DOWNLOAD_BYTES,
+    is_encoded_video,
+    read_video_frames,
+    video_name,
+)
 
 
 class XViTVideoProcessorKwargs(VideosKwargs, total=False):
@@ -47,9 +54,13 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
         Operations per clip.
     rand_augment_magnitude (`int`, *optional*, defaults to 9):
         Magnitude of the operations (torchvision's scale, 0 to 30).
-    decoding_backend (`str`, *optional*):
-        `"decord"` or `"pyav"`; defaults to decord when it is installed, else PyAV. PyAV is the faster of the two
-        on one core (it skips the frames that no sampled frame depends on; see the README's benchmark).
+    decoding_backend (`str`, *optional*, defaults to `"auto"`):
+        `"auto"` (PyAV), `"pyav"` or `"decord"`. PyAV is right on every format and the faster of the two; decord is
+        used only on the formats where it gives the right frames (others fall back to PyAV). See `video_decoding.py`.
+    max_download_bytes (`int`, *optional*, defaults to 1 GiB):
+        Largest video accepted from a URL (downloads stream to a temporary file).
+    download_timeout (`float`, *optional*, defaults to 300):
+        Seconds a URL download may take in all.
     """
 
     sampling: str | None
@@ -64,6 +75,8 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
     rand_augment_num_ops: int | None
     rand_augment_magnitude: int | None
     decoding_backend: str | None
+    max_download_bytes: int | None
+    download_timeout: float | None
 
 
 class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
@@ -73,10 +86,10 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
     images), samples `num_frames`-frame clips with the original's clip sampling, resizes the short side, crops and
     normalises (mean and std 0.5 on [0, 1] pixels).
 
-    Files are decoded with decord (only the sampled frames, through `get_batch`), or with PyAV when decord is not
-    installed or `decoding_backend="pyav"`; torchcodec is never needed. PyAV decodes only the key-frame groups that
-    hold sampled frames, each up to its last sampled frame, and skips the frames that no other frame refers to, so it
-    is faster than decord, with frames bit-identical to a full decode. Frames are resized as they are decoded, a few
+    Files are decoded with PyAV (`decoding_backend="auto"`; decord on request, only on the formats it decodes
+    right); torchcodec is never needed. PyAV decodes only the key-frame groups that hold sampled frames, each up to
+    its last sampled frame, and skips the frames that no other frame refers to, with frames bit-identical to a full
+    decode (the faster of the two on every video measured, see the README). Frames are resized as decoded, a few
     at a time. A video shorter than a clip is padded by repeating frames (the sampled indices are clamped to the
     video, as in the original).
 
@@ -99,7 +112,9 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
     do_rand_augment = True
     rand_augment_num_ops = 2
     rand_augment_magnitude = 9
-    decoding_backend = None
+    decoding_backend = "auto"
+    max_download_bytes = MAX_DOWNLOAD_BYTES
+    download_timeout = DOWNLOAD_TIMEOUT
     valid_kwargs = XViTVideoProcessorKwargs
 
     def __init__(self, **kwargs: Unpack[XViTVideoProcessorKwargs]):
@@ -213,7 +228,8 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         sample_indices = partial(self._indices_for, **kwargs)
         resize = self._frame_resizer(**kwargs)
         if is_encoded_video(video):
-            frames, metadata = read_video_frames(video, sample_indices, kwargs["decoding_backend"], resize)
+            limits = kwargs["max_download_bytes"], kwargs["download_timeout"]
+            frames, metadata = read_video_frames(video, sample_indices, kwargs["decoding_backend"], resize, *limits)
         else:
             frames, metadata = self._sample_decoded_frames(video, metadata, sample_indices, resize, **kwargs)
         num_clips = kwargs["num_temporal_views"] if kwargs["do_sample_frames"] else 1
