@@ -241,7 +241,7 @@ class _PyAVReader:
         """Back to the first packet; streams that cannot seek (raw .h264, .m4v elementary streams) are reopened."""
         try:
             self.container.seek(0)
-        except self.av.FFmpegError:
+        except self.av.error.FFmpegError:
             self.container.close()
             self._open()
 
