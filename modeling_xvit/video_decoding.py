@@ -72,15 +72,18 @@ def read_video_frames(
         `(frames, metadata)`: `(len(indices), 3, h, w)` frames in index order, and the video's metadata with
         `frames_indices` set (`video_backend` names the decoder that was used).
     """
+    backend = backend or "auto"
+    if backend not in DECODING_BACKENDS:
+        raise ValueError(f"`decoding_backend` must be one of {DECODING_BACKENDS}, got {backend!r}.")
     name = video_name(video)
     with open_video_source(video, name, max_download_bytes, download_timeout) as source:
         try:
-            used_backend = _backend_for(source, backend or "auto")
+            used_backend = _backend_for(source, backend)
             reader = _READERS[used_backend](source, name)
         except ImportError:
             raise
         except Exception as error:  # each decoder has its own exception types for unreadable data
-            raise ValueError(f"Could not open video {name} with {backend or 'auto'}: {error}") from error
+            raise ValueError(f"Could not open video {name} with {backend}: {error}") from error
         with reader:
             return _decode_sampled_frames(reader, name, used_backend, sample_indices, frame_transform)
 
@@ -119,8 +122,6 @@ def _decode_sampled_frames(
 
 def _backend_for(source, backend: str) -> str:
     """The decoder to use: PyAV unless decord is asked for and gives the right frames on this file."""
-    if backend not in DECODING_BACKENDS:
-        raise ValueError(f"`decoding_backend` must be one of {DECODING_BACKENDS}, got {backend!r}.")
     if backend != "decord":
         return "pyav"
     reason = _decord_wrong_frames_reason(source)

@@ -114,7 +114,7 @@ def test_decord_needs_pyav_for_its_format_check(tmp_path, monkeypatch):
 
 def test_unknown_backend_is_named(tmp_path):
     path = write_video(str(tmp_path / "h264.mp4"), "libx264", num_frames=5)
-    with pytest.raises(ValueError, match="`decoding_backend` must be one of .*'torchcodec'"):
+    with pytest.raises(ValueError, match=r"^`decoding_backend` must be one of .*'torchcodec'"):
         read(path, [0], "torchcodec")
 
 
