@@ -107,9 +107,11 @@ def moving_pattern(index: int, height: int, width: int) -> np.ndarray:
     return pixels
 
 
-def write_format_sample(path: str, codec: str, b_frames: int, num_frames: int = 100) -> str:
+def write_format_sample(
+    path: str, codec: str, b_frames: int, num_frames: int = 100, container_format: str | None = None
+) -> str:
     """A 128 x 96, 25 fps video with a key frame every 25 frames and up to `b_frames` B-frames in a row."""
-    with av.open(path, "w") as container:
+    with av.open(path, "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=25)
         stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
         if codec == "libx264":
@@ -323,6 +325,9 @@ def main() -> None:
     decord_workers = {}
     for decord_dir in (None, *args.decord):
         worker = Worker(decord_dir)
+        if worker.decord_version is None:  # no decord installed: only the --decord folders are measured
+            worker.close()
+            continue
         if f"decord {worker.decord_version}" in decord_workers:
             parser.error(f"decord {worker.decord_version} is given twice (installed and in --decord {decord_dir})")
         decord_workers[f"decord {worker.decord_version}"] = worker

@@ -15,35 +15,16 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.preprocessing import write_format_sample
 from modeling_xvit import XViTVideoProcessor
 from modeling_xvit.video_decoding import read_video_frames
 
 BACKENDS = ["auto", "pyav", "decord"]
 
 
-def moving_pattern(index: int, height: int = 96, width: int = 128) -> np.ndarray:
-    """Smooth moving stripes and a moving square: every frame differs, and encoders use P- and B-frames on it."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    stripes = 127 + 100 * np.sin((x + 4 * index) / 13) * np.cos((y - 2 * index) / 11)
-    pixels = np.stack([stripes, np.roll(stripes, index, 0), 255 - stripes], -1).astype(np.uint8)
-    left = (3 * index) % (width - 10)
-    pixels[10:20, left : left + 10] = (240, 200, 30)
-    return pixels
-
-
 def write_video(path: str, codec: str, num_frames: int = 60, b_frames: int = 2, container_format: str | None = None):
-    """A 128 x 96, 25 fps video with a key frame every 25 frames and up to `b_frames` B-frames in a row."""
-    with av.open(path, "w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=25)
-        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"x264-params": f"keyint=25:min-keyint=25:scenecut=0:bframes={b_frames}"}
-        else:
-            stream.codec_context.gop_size, stream.codec_context.max_b_frames = 25, b_frames
-        for index in range(num_frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(moving_pattern(index), format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    """Moving stripes, 128 x 96, 25 fps, a key frame every 25 frames and up to `b_frames` B-frames in a row."""
+    return write_format_sample(path, codec, b_frames, num_frames, container_format)
 
 
 def full_decode(path: str) -> torch.Tensor:
