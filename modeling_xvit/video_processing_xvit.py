@@ -35,7 +35,14 @@ from .processing_defaults import (
     resized_pixels,
     warn_already_rescaled,
 )
-from .video_decoding import DECODING_BACKENDS, is_encoded_video, read_video_frames, video_name
+from .video_decoding import (
+    DECODING_BACKENDS,
+    DOWNLOAD_TIMEOUT,
+    MAX_DOWNLOAD_BYTES,
+    is_encoded_video,
+    read_video_frames,
+    video_name,
+)
 
 RAND_AUGMENT_MAX_MAGNITUDE = 30  # torchvision's RandAugment has 31 magnitude bins
 
@@ -68,7 +75,12 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
     rand_augment_magnitude (`int`, *optional*, defaults to 9):
         Magnitude of the operations (torchvision's scale, 0 to 30).
     decoding_backend (`str`, *optional*):
-        One of `video_decoding.DECODING_BACKENDS`; `None` lets `read_video_frames` choose (see the README).
+        One of `video_decoding.DECODING_BACKENDS`; `None` is `"auto"`: PyAV, right on every format and the faster
+        decoder. decord is used only on the formats it decodes right (see `video_decoding.py` and the README).
+    max_download_bytes (`int`, *optional*, defaults to 1 GiB):
+        Largest video accepted from a URL (downloads stream to a temporary file).
+    download_timeout (`float`, *optional*, defaults to 300):
+        Seconds a URL download may take in all.
     antialias (`bool`, *optional*, defaults to `False`):
         Antialias when downscaling. The original resizes with bilinear interpolation without antialiasing
         (`torch.nn.functional.interpolate`), so converted checkpoints expect `False`; `True` gives torchvision's
@@ -87,6 +99,8 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
     rand_augment_num_ops: int | None
     rand_augment_magnitude: int | None
     decoding_backend: str | None
+    max_download_bytes: int | None
+    download_timeout: float | None
     antialias: bool | None
 
 
@@ -127,6 +141,8 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
     rand_augment_num_ops = 2
     rand_augment_magnitude = 9
     decoding_backend = None
+    max_download_bytes = MAX_DOWNLOAD_BYTES
+    download_timeout = DOWNLOAD_TIMEOUT
     valid_kwargs = XViTVideoProcessorKwargs
 
     def __init__(self, **kwargs: Unpack[XViTVideoProcessorKwargs]):
@@ -269,6 +285,8 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         do_rescale: bool,
         num_temporal_views: int,
         decoding_backend: str | None,
+        max_download_bytes: int,
+        download_timeout: float,
         return_tensors=None,
         **kwargs,
     ) -> BatchFeature:
@@ -283,7 +301,8 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
             resize = self._frame_resizer(**kwargs)  # in training, a new random scale for every video
             if isinstance(video, _VideoFile):
                 name = video_name(video.source)
-                frames = video.decode(resize, decoding_backend, frame_size_bytes)
+                limits = max_download_bytes, download_timeout
+                frames = video.decode(resize, decoding_backend, frame_size_bytes, limits)
             else:
                 name = f"#{index} of the batch (decoded frames)"
                 _warn_if_already_rescaled(video, do_rescale)
@@ -449,7 +468,9 @@ class _VideoFile:
     metadata: VideoMetadata  # the entry the base pipeline returns; filled in when the file is read
     device: str | torch.device | None = None
 
-    def decode(self, resize: Callable | None, backend: str | None, frame_size_bytes: int) -> torch.Tensor:
+    def decode(
+        self, resize: Callable | None, backend: str | None, frame_size_bytes: int, download_limits: tuple[int, float]
+    ) -> torch.Tensor:
         """The sampled frames, `(n, 3, h, w)`, resized as they are decoded; checks their count before decoding."""
 
         def checked_indices(metadata: VideoMetadata) -> list[int]:
@@ -463,7 +484,7 @@ class _VideoFile:
             frames = frames.to(self.device) if self.device is not None else frames
             return resize(frames) if resize is not None else frames
 
-        frames, metadata = read_video_frames(self.source, checked_indices, backend, transform)
+        frames, metadata = read_video_frames(self.source, checked_indices, backend, transform, *download_limits)
         self.metadata.update(metadata)
         return frames
 

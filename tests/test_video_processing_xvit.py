@@ -131,7 +131,7 @@ def test_decord_decodes_only_the_sampled_frames(real_videos, monkeypatch):
         return get_batch(self, indices)
 
     monkeypatch.setattr(decord.VideoReader, "get_batch", recording_get_batch)
-    output = XViTVideoProcessor(num_frames=8)(real_videos["bikes"], return_metadata=True)
+    output = XViTVideoProcessor(num_frames=8)(real_videos["bikes"], decoding_backend="decord", return_metadata=True)
     assert sorted(requested) == sorted(set(output["video_metadata"][0].frames_indices))
     assert len(requested) == 8  # out of 250 frames
 
