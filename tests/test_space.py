@@ -1,0 +1,277 @@
+"""The Space (examples/space): the frame strip is the model's input, the app answers a gradio_client call on a real mp4
+as the folder's Inference Endpoints handler does, and build_space.py assembles a Space repository that needs neither
+modeling_xvit nor conversion."""
+
+import ast
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from packaging.version import Version
+from PIL import Image
+
+from conversion.handler import EndpointHandler
+from conversion.model_card import ModelCardInputs
+from conversion.model_folder import ConversionError, write_hub_folder
+from conversion.push_to_hub import files_to_upload
+from examples.frame_strip import GAP, frame_strip, prediction_caption, render_frame_strip, sampled_views
+from examples.space import app, build_space
+from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = {0: "archery", 1: "juggling", 2: "surfing", 3: "yoga", 4: "bowling", 5: "diving"}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, tiny_config) -> Path:
+    torch.manual_seed(0)
+    model = XViTForVideoClassification(tiny_config(num_labels=len(LABELS), id2label=LABELS))
+    processor = XViTVideoProcessor(num_frames=4, size={"shortest_edge": 32}, crop_size=32)
+    return write_hub_folder(tmp_path_factory.mktemp("space") / "xvit", model, ModelCardInputs(origin="x"), processor)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, real_videos) -> Path:
+    folder = tmp_path_factory.mktemp("videos")
+    for name in ("bikes", "carphone_pristine"):
+        shutil.copyfile(real_videos[name], folder / f"{name}.mp4")
+    (folder / "notes.txt").write_text("not a video")
+    return folder
+
+
+# --- The frame strip ------------------------------------------------------------------------------------------------
+
+
+def test_the_strip_shows_the_model_input_before_normalisation(real_videos):
+    processor = XViTVideoProcessor(num_frames=4, size={"shortest_edge": 40}, crop_size=32, sampling="dense")
+    video = real_videos["bikes"]
+    views, indices = sampled_views(video, processor, num_temporal_views=2, num_spatial_crops=3)
+
+    model_input = processor(video, num_temporal_views=2, num_spatial_crops=3, return_tensors="pt")["pixel_values"]
+    assert views.dtype == torch.uint8 and views.shape == model_input.shape == (6, 4, 3, 32, 32)
+    torch.testing.assert_close((views / 255 - 0.5) / 0.5, model_input)
+    metadata = processor(video, return_metadata=True, num_temporal_views=2)["video_metadata"][0]
+    clips = processor.sample_frames(metadata, num_temporal_views=2)
+    assert indices == [clips[:4]] * 3 + [clips[4:]] * 3  # three crops of each temporal view
+
+    picture = render_frame_strip(views, frame_height=None)  # no caption, no indices: frames on a GAP grid
+    assert picture.size == (GAP + 4 * (32 + GAP), GAP + 6 * (32 + GAP))
+    for view in range(6):
+        for position in range(4):
+            left, top = GAP + position * (32 + GAP), GAP + view * (32 + GAP)
+            frame = torch.from_numpy(np.asarray(picture.crop((left, top, left + 32, top + 32))))
+            assert torch.equal(frame.permute(2, 0, 1), views[view, position])
+
+
+def test_frame_strip_captions_scales_and_saves(real_videos, tmp_path):
+    processor = XViTVideoProcessor(num_frames=4, size={"shortest_edge": 32}, crop_size=32)
+    path = tmp_path / "strips" / "clip.png"
+    picture = frame_strip(real_videos["carphone_pristine"], processor, "juggling (87.3%)", path, frame_height=64)
+    with Image.open(path) as saved:
+        assert saved.format == "PNG" and saved.tobytes() == picture.convert("RGB").tobytes()
+    assert picture.width == GAP + 4 * (64 + GAP)
+    plain = render_frame_strip(sampled_views(real_videos["carphone_pristine"], processor)[0], frame_height=64)
+    assert picture.height > plain.height  # the caption line and the frame indices
+    caption_band = picture.crop((0, 0, picture.width // 2, GAP + 10)).convert("L")
+    assert np.asarray(caption_band).min() < 100  # dark text on white
+
+
+def test_prediction_caption_and_bad_strips():
+    predictions = [{"label": "yoga", "score": 0.25}, {"label": "juggling", "score": 0.7}]
+    assert prediction_caption(predictions) == "juggling (70.0%)"
+    with pytest.raises(ValueError, match="`predictions` is empty"):
+        prediction_caption([])
+    with pytest.raises(ValueError, match=r"uint8 pixels \(views, frames, 3, height, width\), got torch.float32"):
+        render_frame_strip(torch.zeros(1, 4, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"4 indices for each of the 1 views, got \[3\]"):
+        render_frame_strip(torch.zeros(1, 4, 3, 8, 8, dtype=torch.uint8), frame_indices=[[0, 1, 2]])
+
+
+# --- The app --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(folder, videos, tmp_path_factory):
+    """The app on 127.0.0.1, as `main` launches it (without blocking), and a gradio_client connected to it."""
+    from gradio_client import Client
+
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        environment.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+        classifier = app.load_classifier(folder)
+        demo = app.build_demo(classifier, app.model_title(folder), app.example_videos(videos))
+        app.launch(demo, host="127.0.0.1", block=False)
+        try:
+            assert demo.local_url.startswith("http://127.0.0.1:") and demo.share_url is None
+            downloads = tmp_path_factory.mktemp("downloads")
+            yield Client(demo.local_url, verbose=False, download_files=downloads, analytics_enabled=False)
+        finally:
+            demo.close()
+
+
+def test_the_app_answers_a_gradio_client_call_on_a_real_mp4(served, folder, real_videos):
+    from gradio_client import handle_file
+
+    video = real_videos["bikes"]
+    handler = EndpointHandler(str(folder))
+    processor = XViTVideoProcessor.from_pretrained(folder)
+    for views in (
+        {"num_temporal_views": 1, "num_spatial_crops": 1},
+        {"num_temporal_views": 2, "num_spatial_crops": 3},
+    ):
+        labels, strip = served.predict(handle_file(video), *views.values(), api_name="/classify")
+        expected = handler({"inputs": Path(video).read_bytes(), "parameters": {"top_k": 5, **views}})
+        assert labels["label"] == expected[0]["label"]
+        assert [entry["label"] for entry in labels["confidences"]] == [entry["label"] for entry in expected]
+        torch.testing.assert_close(
+            torch.tensor([entry["confidence"] for entry in labels["confidences"]]),
+            torch.tensor([entry["score"] for entry in expected]),
+        )
+        with Image.open(strip) as picture:
+            drawn = frame_strip(video, processor, prediction_caption(expected), **views)
+            assert picture.convert("RGB").tobytes() == drawn.tobytes()
+
+
+def test_the_app_explains_bad_requests(served, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Upload a video or pick an example first."):
+        served.predict(None, 1, 1, api_name="/classify")
+    not_a_video = tmp_path / "clip.mp4"
+    not_a_video.write_bytes(b"not a video at all")
+    with pytest.raises(AppError, match="Could not read the video: "):
+        served.predict(handle_file(not_a_video), 1, 1, api_name="/classify")
+
+
+def test_example_videos_and_the_page(videos, served):
+    assert [Path(path).name for path in app.example_videos(videos)] == ["bikes.mp4", "carphone_pristine.mp4"]
+    with pytest.raises(FileNotFoundError, match="--videos .*missing: no such folder"):
+        app.example_videos(videos / "missing")
+    page = served.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [parameter["label"] for parameter in page["/classify"]["parameters"]] == [
+        "Video",
+        "Clips over time",
+        "Crops per clip",
+    ]
+
+
+# --- Which model ----------------------------------------------------------------------------------------------------
+
+
+def test_the_model_is_a_folder_a_hub_id_or_the_default(folder, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.delenv(app.MODEL_ENV, raising=False)
+    assert app.resolve_model(str(folder)) == folder
+    monkeypatch.setenv(app.MODEL_ENV, str(folder))
+    assert app.resolve_model(None) == folder
+    monkeypatch.delenv(app.MODEL_ENV)
+    with pytest.raises(app.ModelNotFoundError, match="has no config.json: it is not a model folder"):
+        app.resolve_model(str(tmp_path))
+
+    # A Hub id comes from the Hub cache (offline here: a snapshot laid out as huggingface_hub stores it).
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--you--xvit-tiny"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert app.resolve_model("you/xvit-tiny") == (repo / "snapshots" / commit).resolve()
+    with pytest.raises(app.ModelNotFoundError, match="'you/elsewhere': no such folder, and the Hub model cannot be"):
+        app.resolve_model("you/elsewhere")
+    with pytest.raises(app.ModelNotFoundError, match="no such folder, and not a Hub model id"):
+        app.resolve_model("no/such/folder")
+
+    # The default: a built Space's model/, else the repository's demo model; missing, it says where and what to do.
+    missing = (tmp_path / "space" / "model", tmp_path / "examples" / "xvit-motion-small")
+    monkeypatch.setattr(app, "DEFAULT_MODEL_FOLDERS", missing)
+    with pytest.raises(app.ModelNotFoundError) as error:
+        app.resolve_model(None)
+    assert f"is not at {missing[1]}" in str(error.value) and "--model" in str(error.value)
+    monkeypatch.setattr(app, "DEFAULT_MODEL_FOLDERS", (missing[0], folder))
+    assert app.resolve_model(None) == folder
+
+
+def test_main_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(app.MODEL_ENV, raising=False)
+    monkeypatch.setattr(app, "DEFAULT_MODEL_FOLDERS", (tmp_path / "model", tmp_path / "xvit-motion-small"))
+    assert app.main([]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"error: The default model, the embedded demo model, is not at {tmp_path}"
+    )
+
+
+# --- The Space repository -------------------------------------------------------------------------------------------
+
+
+def test_build_space_writes_the_space_repository(folder, videos, tmp_path):
+    from huggingface_hub import SpaceCard
+
+    space = build_space.build_space(tmp_path / "space", folder, videos, model_id="you/xvit-tiny")
+    model_files = [file.path_in_repo for file in files_to_upload(folder)]
+    written = sorted(path.relative_to(space).as_posix() for path in space.rglob("*") if path.is_file())
+    expected = [
+        "README.md",
+        "app.py",
+        "examples/__init__.py",
+        "examples/frame_strip.py",
+        "requirements.txt",
+        "videos/bikes.mp4",
+        "videos/carphone_pristine.mp4",
+        *(f"model/{name}" for name in model_files),
+        *(["screenshot.png"] if build_space.SCREENSHOT.is_file() else []),
+    ]
+    assert written == sorted(expected)
+    assert (space / "app.py").read_bytes() == Path(app.__file__).read_bytes()
+    card = SpaceCard.load(space / "README.md")
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py" and card.data.models == ["you/xvit-tiny"]
+    # The Space runs the Gradio major version the tests ran on.
+    assert Version(card.data.sdk_version).major == Version(version("gradio")).major
+
+    empty = build_space.build_space(tmp_path / "no-model", None)
+    assert not (empty / "model").exists() and not (empty / "videos").exists()
+    assert "models" not in SpaceCard.load(empty / "README.md").data.to_dict()
+
+
+def test_build_space_refuses_bad_input_and_writes_nothing(folder, videos, tmp_path, monkeypatch):
+    monkeypatch.setattr(build_space, "MAX_VIDEO_BYTES", 2**19)
+    with pytest.raises(ConversionError, match=r"Example videos above 0.5 MiB: carphone_pristine.mp4 \(0.6 MiB\)\.$"):
+        build_space.build_space(tmp_path / "space", folder, videos)
+    with pytest.raises(ConversionError, match="holds no video"):
+        build_space.build_space(tmp_path / "space", folder, tmp_path)
+    no_handler = Path(shutil.copytree(folder, tmp_path / "no-handler"))
+    (no_handler / "handler.py").unlink()
+    with pytest.raises(ConversionError, match="has no handler.py"):
+        build_space.build_space(tmp_path / "space", no_handler)
+    assert not (tmp_path / "space").exists()
+
+
+def test_the_space_needs_neither_modeling_xvit_nor_conversion():
+    """On the Hub the Space has app.py, examples/frame_strip.py and the model folder (remote code), nothing else."""
+    allowed = set(sys.stdlib_module_names) | {"torch", "PIL", "gradio", "huggingface_hub", "examples"}
+    for source in build_space.SPACE_FILES.values():
+        if source.suffix == ".py":
+            tree = ast.parse(source.read_text(encoding="utf-8"))
+            imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+            imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+            assert {name.split(".")[0] for name in imported} <= allowed, source
+    requirements = (build_space.SPACE_DIR / "requirements.txt").read_text()
+    assert "gradio" not in requirements  # the Space's sdk_version installs it
+
+
+def test_help_of_the_space_scripts_by_path_and_as_a_module():
+    for script in ("app", "build_space", "screenshot"):
+        for command in (
+            [sys.executable, f"examples/space/{script}.py", "--help"],
+            [sys.executable, "-m", f"examples.space.{script}", "--help"],
+        ):
+            completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+            assert completed.returncode == 0, completed.stderr
+            assert completed.stdout.startswith("usage: "), command
