@@ -3,9 +3,12 @@ as the folder's Inference Endpoints handler does, and build_space.py assembles a
 modeling_xvit nor conversion."""
 
 import ast
+import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from examples.space import app, build_space
 from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ("app", "build_space", "screenshot")
 LABELS = {0: "archery", 1: "juggling", 2: "surfing", 3: "yoga", 4: "bowling", 5: "diving"}
 
 
@@ -103,8 +107,7 @@ def served(folder, videos, tmp_path_factory):
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         environment.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-        classifier = app.load_classifier(folder)
-        demo = app.build_demo(classifier, app.model_title(folder), app.example_videos(videos))
+        demo = app.build_app(str(folder), videos)
         app.launch(demo, host="127.0.0.1", block=False)
         try:
             assert demo.local_url.startswith("http://127.0.0.1:") and demo.share_url is None
@@ -253,6 +256,67 @@ def test_build_space_refuses_bad_input_and_writes_nothing(folder, videos, tmp_pa
     assert not (tmp_path / "space").exists()
 
 
+# The Space as the Hub runs it: `python app.py` in the Space repository, without this package (its editable install
+# hidden, `modeling_xvit` and `conversion` blocked), serving the bundled model folder.
+SPACE_RUNNER = """
+import runpy, sys
+sys.meta_path[:] = [finder for finder in sys.meta_path if "__editable__" not in getattr(finder, "__module__", "")]
+sys.modules["modeling_xvit"] = sys.modules["conversion"] = None
+sys.argv = ["app.py", *sys.argv[1:]]
+runpy.run_path("app.py", run_name="__main__")
+"""
+
+
+def wait_until_serving(server: subprocess.Popen, url: str, log: Path, timeout: float = 300) -> None:
+    """Wait for the app in `server` to answer on `url`; fail with its output if it stops or never answers."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the Space stopped:\n{log.read_text()[-3000:]}"
+        try:
+            if httpx.get(url, timeout=5).is_success:
+                return
+        except httpx.TransportError:
+            time.sleep(0.5)
+    pytest.fail(f"the Space did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def test_the_built_space_runs_without_this_package(folder, videos, real_videos, tmp_path):
+    from gradio_client import Client, handle_file
+
+    space = build_space.build_space(tmp_path / "space", folder, videos)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
+    }
+    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "space.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-c", SPACE_RUNNER, "--port", str(port)],
+            cwd=space,
+            env=environment,
+            stdout=output,
+            stderr=output,
+        )
+    try:
+        wait_until_serving(server, url, log)
+        client = Client(url, verbose=False, download_files=tmp_path, analytics_enabled=False)
+        labels, _ = client.predict(handle_file(real_videos["carphone_pristine"]), 1, 1, api_name="/classify")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    expected = EndpointHandler(str(folder))({"inputs": Path(real_videos["carphone_pristine"]).read_bytes()})
+    assert [entry["label"] for entry in labels["confidences"]] == [entry["label"] for entry in expected]
+
+
 def test_the_space_needs_neither_modeling_xvit_nor_conversion():
     """On the Hub the Space has app.py, examples/frame_strip.py and the model folder (remote code), nothing else."""
     allowed = set(sys.stdlib_module_names) | {"torch", "PIL", "gradio", "huggingface_hub", "examples"}
@@ -267,11 +331,23 @@ def test_the_space_needs_neither_modeling_xvit_nor_conversion():
 
 
 def test_help_of_the_space_scripts_by_path_and_as_a_module():
-    for script in ("app", "build_space", "screenshot"):
+    assert {
+        path.stem for path in (ROOT / "examples" / "space").glob("*.py") if "def main(" in path.read_text()
+    } == set(SCRIPTS)
+    commands = [
+        command
+        for script in SCRIPTS
         for command in (
             [sys.executable, f"examples/space/{script}.py", "--help"],
             [sys.executable, "-m", f"examples.space.{script}", "--help"],
-        ):
-            completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-            assert completed.returncode == 0, completed.stderr
-            assert completed.stdout.startswith("usage: "), command
+        )
+    ]
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # Started together: each spends its time importing torch.
+    processes = [
+        subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for command in commands
+    ]
+    for command, process in zip(commands, processes, strict=True):
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0 and stdout.startswith("usage: "), (command, stderr[-2000:])

@@ -183,6 +183,16 @@ def build_demo(classifier: Any, name: str, examples: Sequence[str] = ()):
     return demo
 
 
+def build_app(model: str | None = None, videos: Path | None = None):
+    """The page for `model` (see `resolve_model`) with the example videos of `videos` (see `example_videos`).
+
+    Raises `FileNotFoundError` (or `ModelNotFoundError`) saying what is missing.
+    """
+    folder = resolve_model(model)
+    examples = example_videos(videos)
+    return build_demo(load_classifier(folder), model_title(folder), examples)
+
+
 def launch(demo, host: str | None = None, port: int | None = None, block: bool = True):
     """Serve `demo` locally (no share link): on `host` (default `GRADIO_SERVER_NAME`, else 127.0.0.1) and `port`
     (default `GRADIO_SERVER_PORT`, else the first free one from 7860). With `block=False` it returns at once."""
@@ -216,13 +226,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        folder = resolve_model(args.model)
-        examples = example_videos(args.videos)
-        classifier = load_classifier(folder)
+        demo = build_app(args.model, args.videos)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    launch(build_demo(classifier, model_title(folder), examples), args.host, args.port)
+    launch(demo, args.host, args.port)
     return 0
 
 

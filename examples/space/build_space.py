@@ -26,12 +26,12 @@ from examples.space.app import VIDEO_SUFFIXES, ModelNotFoundError, default_model
 
 SPACE_DIR = Path(__file__).resolve().parent
 FRAME_STRIP = SPACE_DIR.parent / "frame_strip.py"
-# Space repository path -> source; the screenshot is shown by the card when present.
+# Space repository path -> source (the card is rewritten, `examples/__init__.py` is written empty); the screenshot is
+# shown by the card when present.
 SPACE_FILES = {
     "README.md": SPACE_DIR / "README.md",
     "requirements.txt": SPACE_DIR / "requirements.txt",
     "app.py": SPACE_DIR / "app.py",
-    "examples/__init__.py": SPACE_DIR.parent / "__init__.py",
     "examples/frame_strip.py": FRAME_STRIP,
 }
 SCREENSHOT = SPACE_DIR / "screenshot.png"
@@ -91,6 +91,7 @@ def build_space(
             if name != "README.md":
                 shutil.copyfile(source, staging / name)
         (staging / "README.md").write_text(card, encoding="utf-8")
+        (staging / "examples" / "__init__.py").write_text("")
         if SCREENSHOT.is_file():
             shutil.copyfile(SCREENSHOT, staging / SCREENSHOT.name)
         for file in model_files:

@@ -18,16 +18,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run by path (`python examples/space/x.py`): import this repository's packages by name
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
-from examples.space.app import (  # noqa: E402
-    STRIP_ID,
-    TOP_K_ID,
-    build_demo,
-    example_videos,
-    launch,
-    load_classifier,
-    model_title,
-    resolve_model,
-)
+from examples.space.app import STRIP_ID, TOP_K_ID, build_app, launch  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).with_name("screenshot.png")
 # A headless browser that stays off the network: no QUIC, sync, component updates or first-run pages.
@@ -88,13 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --video {args.video}: no such file.", file=sys.stderr)
         return 1
     try:
-        folder = resolve_model(args.model)
-        examples = example_videos(args.videos)
-        classifier = load_classifier(folder)
+        demo = build_app(args.model, args.videos)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    demo = build_demo(classifier, model_title(folder), examples)
     launch(demo, host="127.0.0.1", block=False)
     try:
         take_screenshot(demo.local_url, args.video, args.output, args.chromium, args.width)
