@@ -33,9 +33,9 @@ def sampled_views(video: Any, processor: Any, **view_options: int) -> tuple[torc
         view_options: `num_temporal_views` and `num_spatial_crops`; default the processor's own.
 
     Returns:
-        `(views, frames)`: uint8 pixels `(num_temporal_views * num_spatial_crops, num_frames, 3, height, width)` in
-        the processor's view layout (temporal view by temporal view, then crop by crop), and for each view the indices
-        of its frames in the video.
+        `(views, frame_indices)`: uint8 pixels `(num_temporal_views * num_spatial_crops, num_frames, 3, height,
+        width)` in the processor's view layout (temporal view by temporal view, then crop by crop), and for each view
+        the indices of its frames in the video.
     """
     features = processor(
         video, do_rescale=False, do_normalize=False, return_tensors="pt", return_metadata=True, **view_options

@@ -144,9 +144,8 @@ def describe(classifier: Any, name: str) -> str:
 
 def build_demo(classifier: Any, name: str, examples: Sequence[str] = ()):
     """The page: a video in; the top-5 labels and the strip of sampled frames out (API name `classify`)."""
-    os.environ.setdefault(
-        "GRADIO_ANALYTICS_ENABLED", "False"
-    )  # before gradio's import: no telemetry, no version check
+    # Set before gradio's first import, for its every part: no telemetry, no version check.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     processor = classifier.processor
