@@ -118,6 +118,9 @@ class ModelArguments:
     freeze_backbone: bool = field(default=False, metadata={"help": "Train only the classifier (linear probing)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub models that bring their own code."})
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of a Hub model."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where downloaded models and prepared data sets are kept (default: HF_HOME)."}
+    )
 
 
 # --- Arguments -------------------------------------------------------------------------------------------------
@@ -192,7 +195,11 @@ def build_model(model_args: ModelArguments, label_names: list[str]) -> XViTForVi
     }
     overrides = parse_overrides(model_args.config_overrides, "--config_overrides", set(XViTConfig().to_dict()))
     if model_args.model_name_or_path:
-        hub = {"revision": model_args.model_revision, "trust_remote_code": model_args.trust_remote_code}
+        hub = {
+            "revision": model_args.model_revision,
+            "trust_remote_code": model_args.trust_remote_code,
+            "cache_dir": model_args.cache_dir,
+        }
         config = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub, **overrides, **labels)
         return AutoModelForVideoClassification.from_pretrained(
             model_args.model_name_or_path,
@@ -224,7 +231,10 @@ def build_video_processor(model_args: ModelArguments, config: XViTConfig) -> XVi
     if source:
         try:
             processor = AutoVideoProcessor.from_pretrained(
-                source, revision=model_args.model_revision, trust_remote_code=model_args.trust_remote_code
+                source,
+                revision=model_args.model_revision,
+                trust_remote_code=model_args.trust_remote_code,
+                cache_dir=model_args.cache_dir,
             )
         except OSError:
             if model_args.video_processor_name:
@@ -370,7 +380,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # published once, at the end
     set_seed(training_args.seed)
 
-    splits = load_video_splits(data_args, seed=training_args.seed)
+    splits = load_video_splits(data_args, seed=training_args.seed, cache_dir=model_args.cache_dir)
     check_splits(splits, training_args)
     label_names = find_class_names(splits, data_args)
     labels = LabelEncoder(label_names)
@@ -389,7 +399,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
     if model_args.freeze_backbone:
         model.xvit.requires_grad_(False)
     processor = build_video_processor(model_args, model.config)
-    metric = evaluate.load(str(TOP_K_ACCURACY), keep_in_memory=True)
+    metric = evaluate.load(str(TOP_K_ACCURACY), keep_in_memory=True, cache_dir=model_args.cache_dir)
     mixing = clip_mixing(len(label_names), data_args.mixup_alpha, data_args.cutmix_alpha)
     trainer = VideoClassificationTrainer(
         model=model,

@@ -103,8 +103,9 @@ class DataArguments:
 # --- Loading ---------------------------------------------------------------------------------------------------
 
 
-def load_video_splits(args: DataArguments, seed: int = 0) -> dict[str, VideoSplit]:
-    """The splits found in the source that `args` names, each reduced to `--max_*_samples` rows."""
+def load_video_splits(args: DataArguments, seed: int = 0, cache_dir: str | None = None) -> dict[str, VideoSplit]:
+    """The splits found in the source that `args` names, each reduced to `--max_*_samples` rows; `cache_dir` is
+    where `datasets` keeps what it prepares."""
     sources = [
         name
         for name, given in (
@@ -117,11 +118,11 @@ def load_video_splits(args: DataArguments, seed: int = 0) -> dict[str, VideoSpli
     if len(sources) != 1:
         raise ValueError(f"Give exactly one source of videos; got {sources or 'none'}.")
     if args.dataset_name:
-        splits = _load_named_dataset(args)
+        splits = _load_named_dataset(args, cache_dir)
     elif sources == ["--*_file"]:
-        splits = _load_lists(args)
+        splits = _load_lists(args, cache_dir)
     else:
-        splits = _load_folders(args)
+        splits = _load_folders(args, cache_dir)
     limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_predict_samples}
     for split, limit in limits.items():
         if split in splits and limit is not None:
@@ -131,13 +132,15 @@ def load_video_splits(args: DataArguments, seed: int = 0) -> dict[str, VideoSpli
     return splits
 
 
-def _load_named_dataset(args: DataArguments) -> dict[str, VideoSplit]:
+def _load_named_dataset(args: DataArguments, cache_dir: str | None) -> dict[str, VideoSplit]:
     names = {"train": args.train_split_name, "validation": args.validation_split_name, "test": args.test_split_name}
-    loaded = datasets.load_dataset(args.dataset_name, args.dataset_config_name, streaming=args.streaming)
+    loaded = datasets.load_dataset(
+        args.dataset_name, args.dataset_config_name, streaming=args.streaming, cache_dir=cache_dir
+    )
     return {split: loaded[name] for split, name in names.items() if name in loaded}
 
 
-def _load_lists(args: DataArguments) -> dict[str, VideoSplit]:
+def _load_lists(args: DataArguments, cache_dir: str | None) -> dict[str, VideoSplit]:
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     files = {split: path for split, path in files.items() if path}
     extensions = {Path(path).suffix.lower() for path in files.values()}
@@ -147,7 +150,9 @@ def _load_lists(args: DataArguments) -> dict[str, VideoSplit]:
         )
     builder = LIST_BUILDERS[extensions.pop()]
     options = _csv_options(files, args) if builder == "csv" else {}
-    return dict(datasets.load_dataset(builder, data_files=files, streaming=args.streaming, **options))
+    return dict(
+        datasets.load_dataset(builder, data_files=files, streaming=args.streaming, cache_dir=cache_dir, **options)
+    )
 
 
 def _csv_options(files: Mapping[str, str], args: DataArguments) -> dict[str, Any]:
@@ -169,7 +174,7 @@ def _first_line(path: str) -> str:
         return file.readline().strip()
 
 
-def _load_folders(args: DataArguments) -> dict[str, VideoSplit]:
+def _load_folders(args: DataArguments, cache_dir: str | None) -> dict[str, VideoSplit]:
     folders = {"train": args.train_dir, "validation": args.validation_dir, "test": args.test_dir}
     if args.data_dir:
         if any(folders.values()):
@@ -183,7 +188,9 @@ def _load_folders(args: DataArguments) -> dict[str, VideoSplit]:
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"Video folder not found: {folder}")
     data_files = {split: os.path.join(folder, "**") for split, folder in folders.items()}
-    return dict(datasets.load_dataset("videofolder", data_files=data_files, streaming=args.streaming))
+    return dict(
+        datasets.load_dataset("videofolder", data_files=data_files, streaming=args.streaming, cache_dir=cache_dir)
+    )
 
 
 def _first_rows(split: VideoSplit, count: int) -> VideoSplit:
