@@ -280,6 +280,16 @@ def views(data_args: DataArguments, multi_view: bool) -> dict[str, Any]:
     }
 
 
+def check_processing(processor: XViTVideoProcessor, processing: dict[str, Any]) -> None:
+    """Fail before training when the processor refuses a split's options (say 4 temporal views of segment sampling),
+    rather than later, when every video would be counted as unreadable."""
+    blank_video = np.zeros((processor.num_frames, 8, 8, 3), dtype=np.uint8)
+    try:
+        processor(blank_video, return_tensors="pt", **processing)
+    except ValueError as error:
+        raise ValueError(f"The video processor refuses the options {processing}: {error}") from error
+
+
 def top_k_metrics(eval_prediction: EvalPrediction, metric) -> dict[str, float]:
     """Top-1 and top-5 accuracy; rows with a negative label are padding added by distributed gathering."""
     labels = np.asarray(eval_prediction.label_ids)[:, 0]
@@ -383,6 +393,11 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
     splits = load_video_splits(data_args, seed=training_args.seed, cache_dir=model_args.cache_dir)
     check_splits(splits, training_args)
     label_names = find_class_names(splits, data_args)
+    model = build_model(model_args, label_names)
+    if model_args.freeze_backbone:
+        model.xvit.requires_grad_(False)
+    processor = build_video_processor(model_args, model.config)
+
     labels = LabelEncoder(label_names)
     rows = {}
     if training_args.do_train:
@@ -394,11 +409,8 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
                 rows[f"{split}_multiview"] = split_rows(
                     split, splits[split], data_args, labels, views(data_args, multi_view=True)
                 )
-
-    model = build_model(model_args, label_names)
-    if model_args.freeze_backbone:
-        model.xvit.requires_grad_(False)
-    processor = build_video_processor(model_args, model.config)
+    for split_videos in rows.values():
+        check_processing(processor, split_videos.columns.processing)
     metric = evaluate.load(str(TOP_K_ACCURACY), keep_in_memory=True, cache_dir=model_args.cache_dir)
     mixing = clip_mixing(len(label_names), data_args.mixup_alpha, data_args.cutmix_alpha)
     trainer = VideoClassificationTrainer(

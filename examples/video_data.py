@@ -203,9 +203,10 @@ def _first_rows(split: VideoSplit, count: int) -> VideoSplit:
 
 
 def video_column(split: VideoSplit, name: str) -> str:
-    """The video column: `name`, or the only column with a `Video` feature (webdataset's `mp4`, for example)."""
+    """The video column: `name`, or the only column with a `Video` feature (webdataset's `mp4`, for example). A stream
+    whose features are unknown until it is read is taken to have `name`."""
     columns = list(split.features or {})
-    if name in columns:
+    if name in columns or split.features is None:
         return name
     video_columns = [column for column, feature in (split.features or {}).items() if isinstance(feature, Video)]
     if len(video_columns) == 1:

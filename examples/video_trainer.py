@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from accelerate.data_loader import IterableDatasetShard
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_pt_utils import IterableDatasetShard
 from transformers.trainer_utils import EvalLoopOutput, has_length
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,14 @@ def video_classification_loss(outputs, labels: torch.Tensor, num_items_in_batch=
     return F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="sum") / num_items_in_batch
 
 
+def pass_whole_stream(dataloader):
+    """Undo accelerate's split of an iterable dataset between processes (`IterableDatasetShard`, which keeps every
+    n-th batch), for a stream that each process already reads only its own part of (`split_dataset_by_node`)."""
+    if isinstance(dataloader.dataset, IterableDatasetShard):
+        dataloader.dataset.num_processes, dataloader.dataset.process_index = 1, 0
+    return dataloader
+
+
 class CollatorEpochCallback(TrainerCallback):
     """Tells the collator which epoch starts: per-sample augmentation seeds derive from it."""
 
@@ -82,12 +90,7 @@ class VideoClassificationTrainer(Trainer):
 
     def get_train_dataloader(self):
         dataloader = super().get_train_dataloader()
-        if getattr(self.train_dataset, "split_by_node", False) and isinstance(
-            dataloader.dataset, IterableDatasetShard
-        ):
-            # Each process already reads only its own part of the stream: let accelerate's shard pass it through.
-            dataloader.dataset.num_processes, dataloader.dataset.process_index = 1, 0
-        return dataloader
+        return pass_whole_stream(dataloader) if getattr(self.train_dataset, "split_by_node", False) else dataloader
 
     def training_step(self, model, inputs: dict[str, Any], num_items_in_batch=None) -> torch.Tensor:
         self._count_videos("train", inputs, len(self.train_dataset) if has_length(self.train_dataset) else None)

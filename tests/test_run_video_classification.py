@@ -99,7 +99,7 @@ def test_videofolder_train_evaluate_predict_and_the_saved_folder(video_root, tmp
     assert sum(entry["score"] for entry in output["result"]) == pytest.approx(1, abs=1e-4)
 
 
-def test_lists_with_a_video_root_class_indices_and_a_frozen_backbone(video_root, tmp_path):
+def test_lists_with_a_video_root_class_indices_a_frozen_backbone_and_tensorboard(video_root, tmp_path):
     # The original's list format: `relative/path.mp4 class_index`, no header, class names from a file.
     for split in ("train", "validation"):
         lines = [
@@ -111,9 +111,11 @@ def test_lists_with_a_video_root_class_indices_and_a_frozen_backbone(video_root,
     output_dir = tmp_path / "run"
     data = ["--train_file", str(tmp_path / "train.csv"), "--validation_file", str(tmp_path / "validation.csv")]
     data += ["--video_root", str(video_root), "--class_names", str(class_names)]
-    results = main(tiny_run(output_dir, *data, "--do_train", "--do_eval", "--max_steps", "2", "--freeze_backbone"))
+    run = ["--do_train", "--do_eval", "--max_steps", "2", "--freeze_backbone", "--report_to", "tensorboard"]
+    results = main(tiny_run(output_dir, *data, *run))
 
     assert 0 <= results["eval_top1_accuracy"] <= 1 and results["eval_bad_videos"] == 0
+    assert list(output_dir.glob("runs/*/events.out.tfevents.*"))  # --report_to tensorboard
     config = json.loads((output_dir / "config.json").read_text())
     assert config["id2label"] == {str(index): name for index, name in enumerate(CLASSES)}
     trained = load_file(output_dir / "model.safetensors")
@@ -241,3 +243,10 @@ def test_init_from_an_image_vit(tmp_path):
     assert model.config.num_frames == 4 and model.config.id2label == dict(enumerate(CLASSES))
     torch.testing.assert_close(model.xvit.layers[1].state_dict(), vit.layers[1].state_dict(), rtol=0, atol=0)
     torch.testing.assert_close(model.xvit.embeddings.cls_token, vit.embeddings.cls_token, rtol=0, atol=0)
+
+
+def test_views_the_processor_refuses_fail_before_training(video_root, tmp_path):
+    # Segment sampling has 3 test views (middle, start, end): a 4th is refused before any video is read.
+    arguments = ["--data_dir", str(video_root), "--do_eval", "--eval_num_temporal_views", "4"]
+    with pytest.raises(ValueError, match=r"The video processor refuses the options .*'num_temporal_views': 4"):
+        main(tiny_run(tmp_path / "run", *arguments))

@@ -90,3 +90,23 @@ def test_a_stream_tolerates_an_early_bad_video_but_not_a_run_of_them(trainer):
     read(bad=1, total=4)
     with pytest.raises(TooManyBadVideosError, match=r"2 of the 8 videos read from the stream split .*100 videos.*v0"):
         read(bad=1, total=4)
+
+
+def test_a_stream_split_by_node_is_not_split_again_by_accelerate():
+    from accelerate.data_loader import prepare_data_loader
+    from torch.utils.data import DataLoader, IterableDataset
+
+    from examples.video_trainer import pass_whole_stream
+
+    class OwnPart(IterableDataset):  # what this process reads of the stream after `split_dataset_by_node`
+        def __iter__(self):
+            yield from range(8)
+
+    def prepared():
+        loader = DataLoader(OwnPart(), batch_size=2, collate_fn=list)
+        return prepare_data_loader(
+            loader, num_processes=2, process_index=0, put_on_device=False, dispatch_batches=False
+        )
+
+    assert [item for batch in prepared() for item in batch] == [0, 1, 4, 5]  # accelerate keeps every 2nd batch
+    assert [item for batch in pass_whole_stream(prepared()) for item in batch] == list(range(8))
