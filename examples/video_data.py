@@ -20,6 +20,7 @@ shards.
 """
 
 import os
+import re
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -158,7 +159,7 @@ def _load_lists(args: DataArguments, cache_dir: str | None) -> dict[str, VideoSp
 def _csv_options(files: Mapping[str, str], args: DataArguments) -> dict[str, Any]:
     """Read a CSV list with its header, or as the original's header-less `path label` / `path,label` lines."""
     first_lines = {path: _first_line(path) for path in files.values()}
-    has_header = {args.video_column_name in line and args.label_column_name in line for line in first_lines.values()}
+    has_header = {args.label_column_name in re.split(r"[,\s]+", line) for line in first_lines.values()}
     separators = {"," if "," in line else " " for line in first_lines.values()}
     if len(has_header) != 1 or len(separators) != 1:
         raise ValueError(f"The list files differ in header or separator: first lines {first_lines}.")
@@ -203,14 +204,17 @@ def _first_rows(split: VideoSplit, count: int) -> VideoSplit:
 
 
 def video_column(split: VideoSplit, name: str) -> str:
-    """The video column: `name`, or the only column with a `Video` feature (webdataset's `mp4`, for example). A stream
-    whose features are unknown until it is read is taken to have `name`."""
+    """The video column: `name`, else the only column with a `Video` feature (webdataset's `mp4`, for example), else a
+    column called `path` (lists with a `path,label` header). A stream whose features are unknown until it is read is
+    taken to have `name`."""
     columns = list(split.features or {})
     if name in columns or split.features is None:
         return name
     video_columns = [column for column, feature in (split.features or {}).items() if isinstance(feature, Video)]
     if len(video_columns) == 1:
         return video_columns[0]
+    if "path" in columns:
+        return "path"
     raise ValueError(f"No video column {name!r} among the columns {columns}: set --video_column_name.")
 
 

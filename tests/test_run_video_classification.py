@@ -250,3 +250,22 @@ def test_views_the_processor_refuses_fail_before_training(video_root, tmp_path):
     arguments = ["--data_dir", str(video_root), "--do_eval", "--eval_num_temporal_views", "4"]
     with pytest.raises(ValueError, match=r"The video processor refuses the options .*'num_temporal_views': 4"):
         main(tiny_run(tmp_path / "run", *arguments))
+
+
+def test_fine_tuning_a_saved_xvit_on_a_new_label_set(tmp_path, tiny_config):
+    from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+
+    pretrained = XViTForVideoClassification(tiny_config(num_labels=5))
+    pretrained.save_pretrained(tmp_path / "xvit")
+    model_args = ModelArguments(model_name_or_path=str(tmp_path / "xvit"), ignore_mismatched_sizes=True)
+    model = build_model(model_args, list(CLASSES))
+    assert model.config.id2label == dict(enumerate(CLASSES)) and model.classifier.out_proj.out_features == 3
+    torch.testing.assert_close(model.xvit.state_dict(), pretrained.xvit.state_dict(), rtol=0, atol=0)
+    # No processor saved with the model: one is made for its config; a saved one is used as it is.
+    processor = build_video_processor(model_args, model.config)
+    assert (processor.num_frames, processor.crop_size.height) == (4, 32)
+    XViTVideoProcessor(size={"shortest_edge": 40}, crop_size=32, num_frames=4, sampling="dense").save_pretrained(
+        tmp_path / "xvit"
+    )
+    processor = build_video_processor(model_args, model.config)
+    assert (processor.sampling, processor.size.shortest_edge) == ("dense", 40)

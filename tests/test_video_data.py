@@ -12,6 +12,7 @@ from examples.video_data import (
     check_labels,
     find_class_names,
     load_video_splits,
+    video_column,
     video_source,
 )
 
@@ -23,13 +24,14 @@ from examples.video_data import (
         ("a/1.mp4,3\nb/2.mp4,0\n", [3, 0]),  # `path,label`, no header
         ("label,video\n3,a/1.mp4\n0,b/2.mp4\n", [3, 0]),  # a header naming the columns, in any order
         ("video,label\na/1.mp4,jump\nb/2.mp4,run\n", ["jump", "run"]),  # class names
+        ("path,label\na/1.mp4,jump\nb/2.mp4,run\n", ["jump", "run"]),  # a `path` column
     ],
 )
 def test_list_files(tmp_path, text, expected_labels):
     (tmp_path / "train.csv").write_text(text)
     arguments = DataArguments(train_file=str(tmp_path / "train.csv"))
     split = load_video_splits(arguments, cache_dir=str(tmp_path / "cache"))["train"]
-    assert split["video"] == ["a/1.mp4", "b/2.mp4"] and split["label"] == expected_labels
+    assert split[video_column(split, "video")] == ["a/1.mp4", "b/2.mp4"] and split["label"] == expected_labels
 
 
 def test_exactly_one_source(tmp_path):
