@@ -449,7 +449,8 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
     if training_args.do_predict:
         results.update(_predict(trainer, rows, data_args, label_names, output_dir))
     if training_args.do_train and trainer.is_world_process_zero():
-        write_training_curve(trainer.state.log_history, output_dir / "training_curve.png", title=output_dir.name)
+        curve = output_dir / "training_curve.png"
+        write_training_curve(trainer.state.log_history, curve, title=output_dir.name, num_labels=len(label_names))
     if push_to_hub and trainer.is_world_process_zero():
         push_model_folder(output_dir, training_args)
     return results

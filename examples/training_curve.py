@@ -10,8 +10,11 @@ def curve_points(log_history: Sequence[Mapping], key: str) -> tuple[list[int], l
     return [entry["step"] for entry in entries], [float(entry[key]) for entry in entries]
 
 
-def write_training_curve(log_history: Sequence[Mapping], path: str | Path, title: str = "") -> Path:
-    """A PNG with two panels: loss (training, evaluation) and evaluation top-1 / top-5 accuracy, against steps."""
+def write_training_curve(
+    log_history: Sequence[Mapping], path: str | Path, title: str = "", num_labels: int | None = None
+) -> Path:
+    """A PNG with two panels: loss (training, evaluation) and evaluation top-1 / top-5 accuracy, against steps. Top-5
+    is left out for 5 classes or fewer, where it is always 100%."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
@@ -23,7 +26,8 @@ def write_training_curve(log_history: Sequence[Mapping], path: str | Path, title
         steps, values = curve_points(log_history, key)
         if steps:
             loss_axes.plot(steps, values, style, label=label)
-    for key, label in (("eval_top1_accuracy", "top-1"), ("eval_top5_accuracy", "top-5")):
+    accuracies = [("eval_top1_accuracy", "top-1"), ("eval_top5_accuracy", "top-5")]
+    for key, label in accuracies[: 1 if num_labels is not None and num_labels <= 5 else 2]:
         steps, values = curve_points(log_history, key)
         if steps:
             accuracy_axes.plot(steps, [100 * value for value in values], "o-", label=label)
