@@ -23,8 +23,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Reports go to benchmarks/runs/ (ignored by git); `make bench BENCH_ARGS=--update-committed-results` rewrites the
+# committed ones in benchmarks/results/.
 bench: install
-	$(PY) -m benchmarks.run --preset small
+	$(PY) -m benchmarks.run --preset small $(BENCH_ARGS)
 
 demo: install
 	@echo "The embedded demo model does not exist yet (it is trained by a later issue); no demo on random weights."

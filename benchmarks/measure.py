@@ -1,4 +1,5 @@
-"""Measurements: interleaved wall-clock timing, peak memory, FLOPs, and the fits of the frame-scaling sweep."""
+"""Measurements: interleaved wall-clock timing, per-round ratios and their spread, peak memory, FLOPs, and the fits
+of the frame-scaling sweep."""
 
 import contextlib
 import ctypes
@@ -8,6 +9,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 from collections.abc import Callable, Hashable
 from time import perf_counter
 
@@ -15,6 +17,10 @@ import torch
 import transformers
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from tqdm import tqdm
+
+# libkineto's log levels run from 0 (verbose) to 5 (USDT probes); 6 is past the last, so it prints nothing.
+KINETO_SILENT = "6"
 
 
 def machine_info(device: torch.device) -> dict:
@@ -66,48 +72,77 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def progress_bar(total: int, description: str | None) -> tqdm:
+    """A progress bar on stderr (none when `description` is None); log lines printed meanwhile should go through
+    `tqdm.write` to keep it intact."""
+    return tqdm(
+        total=total, desc=description, unit="call", file=sys.stderr, dynamic_ncols=True, disable=description is None
+    )
+
+
 def time_interleaved(
-    runs: dict[Hashable, Callable[[], object]], warmup: int, repeats: int, device: torch.device
+    runs: dict[Hashable, Callable[[], object]],
+    warmup: int,
+    repeats: int,
+    device: torch.device,
+    progress: str | None = None,
 ) -> dict[Hashable, list[float]]:
     """Seconds per call of every run, `repeats` times each.
 
     Runs alternate inside every round, and the order rotates between rounds, so drift of a shared machine (other
-    processes, clocks, heat) hits all of them alike instead of whichever happened to run last.
+    processes, clocks, heat) hits all of them alike instead of whichever happened to run last. With `progress`, a
+    progress bar of that title counts the calls of every round, warm-up included.
     """
     names = list(runs)
-    for _ in range(warmup):
-        for name in names:
-            runs[name]()
     samples = {name: [] for name in names}
-    for round_index in range(repeats):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            synchronize(device)
-            start = perf_counter()
-            runs[name]()
-            synchronize(device)
-            samples[name].append(perf_counter() - start)
+    with progress_bar((warmup + repeats) * len(names), progress) as bar:
+        for _ in range(warmup):
+            for name in names:
+                runs[name]()
+                bar.update()
+        for round_index in range(repeats):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                synchronize(device)
+                start = perf_counter()
+                runs[name]()
+                synchronize(device)
+                samples[name].append(perf_counter() - start)
+                bar.update()
     return samples
 
 
-def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
-    """Median over rounds of the ratio of two runs timed in the same round (robust to drift between rounds)."""
+def per_round_ratios(numerator: list[float], denominator: list[float]) -> list[float]:
+    """Ratio of two runs timed in the same round, round by round (robust to drift between rounds)."""
     if len(numerator) != len(denominator) or not numerator:
         raise ValueError(
             f"paired samples must have the same non-zero length, got {len(numerator)} and {len(denominator)}"
         )
-    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
+    return [n / d for n, d in zip(numerator, denominator, strict=True)]
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of the ratio of two runs timed in the same round."""
+    return statistics.median(per_round_ratios(numerator, denominator))
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """First quartile, median and third quartile (all three equal for a single value)."""
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    first, median, third = statistics.quantiles(values, n=4)
+    return first, median, third
+
+
+def paired_ratio_spread(numerator: list[float], denominator: list[float]) -> dict:
+    """Quartiles of the per-round ratios: their interquartile range is how much one round's ratio varies."""
+    first, median, third = quartiles(per_round_ratios(numerator, denominator))
+    return {"median": median, "q1": first, "q3": third, "iqr": third - first}
 
 
 def summarize(samples: list[float]) -> dict:
-    quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
-    return {
-        "median_s": statistics.median(samples),
-        "min_s": min(samples),
-        "q1_s": quartiles[0],
-        "q3_s": quartiles[2],
-        "samples_s": samples,
-    }
+    first, median, third = quartiles(samples)
+    return {"median_s": median, "min_s": min(samples), "q1_s": first, "q3_s": third, "samples_s": samples}
 
 
 def _cpu_allocation_peak(prof: profile) -> int:
@@ -131,7 +166,9 @@ def peak_memory_increase(fn: Callable[[], object], device: torch.device) -> int:
 
     CUDA: the caching allocator's own counters. CPU: every allocation and free of PyTorch's CPU allocator, timed by the
     profiler (the CPU analogue of `max_memory_allocated`; process RSS would also count the allocator's retained pages
-    and whatever other threads do).
+    and whatever other threads do). libkineto, the profiler's back-end, is silenced unless `KINETO_LOG_LEVEL` is
+    already set: it reads the level when first started, and would otherwise print two `USDT ... profiler_start/stop`
+    lines per call and, with a CUDA build of PyTorch on a machine without a GPU, `gpuGetDeviceCount failed`.
     """
     gc.collect()
     if device.type == "cuda":
@@ -141,6 +178,7 @@ def peak_memory_increase(fn: Callable[[], object], device: torch.device) -> int:
         fn()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - before
+    os.environ.setdefault("KINETO_LOG_LEVEL", KINETO_SILENT)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     return _cpu_allocation_peak(prof)

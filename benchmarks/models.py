@@ -1,5 +1,5 @@
-"""The benchmarked models (XViT, XViT without its temporal head, and the peers) at one shared size, and the loss of
-their training step."""
+"""The benchmarked models (XViT, XViT without its temporal head, the identical-backbone control, and the peers) at one
+shared size, and the loss of their training step."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -8,12 +8,12 @@ import torch
 from torch import nn
 from transformers import TimesformerConfig, TimesformerModel, ViTConfig, ViTModel, VivitConfig, VivitModel
 
+from benchmarks.presets import Preset
 from modeling_xvit import XViTConfig, XViTModel
-
-from .presets import Preset
 
 XVIT = "XViT"
 XVIT_MEAN = "XViT, temporal mean"
+XVIT_CONTROL = "XViT, no mixing, temporal mean"
 VIT = "ViT (per frame)"
 TIMESFORMER = "TimeSformer"
 VIVIT = "ViViT (joint)"
@@ -63,6 +63,18 @@ def _build_xvit_mean(preset: Preset, num_frames: int, attention: str) -> nn.Modu
     return XViTModel(config)
 
 
+def _build_xvit_control(preset: Preset, num_frames: int, attention: str) -> nn.Module:
+    # Neither space-time mixing nor the temporal-attention head: the per-frame ViT's computation in XViT's code. Its
+    # time ratio to the per-frame ViT would be 1 on an ideal machine; its distance from 1 is the run's noise floor.
+    config = XViTConfig(
+        **_shared_size(preset, num_frames),
+        space_time_mixing_layers=[],
+        temporal_aggregation="mean",
+        attn_implementation=attention,
+    )
+    return XViTModel(config)
+
+
 def _build_vit(preset: Preset, num_frames: int, attention: str) -> nn.Module:
     size = _shared_size(preset, num_frames)
     del size["num_frames"]
@@ -98,6 +110,7 @@ class Family:
 FAMILIES = {
     XVIT: Family(XVIT, _build_xvit, ("sdpa", "eager"), lambda frames, patches: patches + 1),
     XVIT_MEAN: Family(XVIT_MEAN, _build_xvit_mean, ("sdpa",), lambda frames, patches: patches + 1),
+    XVIT_CONTROL: Family(XVIT_CONTROL, _build_xvit_control, ("sdpa",), lambda frames, patches: patches + 1),
     VIT: Family(VIT, _build_vit, ("sdpa", "eager"), lambda frames, patches: patches + 1),
     TIMESFORMER: Family(TIMESFORMER, _build_timesformer, ("eager",), lambda frames, patches: patches + 1 + frames),
     VIVIT: Family(VIVIT, _build_vivit, ("sdpa", "eager"), lambda frames, patches: frames * patches + 1),

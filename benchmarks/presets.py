@@ -25,6 +25,8 @@ class Preset:
     # wait at every barrier for a descheduled peer, and single calls were up to 50x slower at random; one thread
     # only ever loses its share of the time.
     cpu_threads: int | None = None
+    # Sized for a GPU: on a CPU the run takes hours, and the harness says so before it starts.
+    meant_for_gpu: bool = False
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -47,6 +49,7 @@ FULL = Preset(
     repeats=30,
     scaling_repeats=15,
     compile=True,
+    meant_for_gpu=True,
     description="ViT-B/16, 8 clips of 16 x 224 x 224 (GPU, bf16)",
 )
 
@@ -97,6 +100,7 @@ PRESETS = {
         name="b16-clip",
         batch_size=1,
         compile=False,
+        meant_for_gpu=False,
         description="ViT-B/16, 1 clip of 16 x 224 x 224 (memory only on CPU)",
     ),
 }

@@ -1,9 +1,36 @@
-"""The three reports of a run: JSON (everything, raw samples included), a markdown table and a PNG plot."""
+"""The three reports of a run: JSON (everything, raw samples included), a markdown table and a PNG plot; and where
+they go."""
 
+import argparse
 import json
 from pathlib import Path
 
 MIB = 2**20
+# The committed reports, which README quotes: rewritten only on request (`--update-committed-results`).
+COMMITTED_RESULTS_DIR = Path(__file__).parent / "results"
+# Where a run writes by default: ignored by git, so running a benchmark leaves the working tree clean.
+RUNS_DIR = Path(__file__).parent / "runs"
+VERDICT_TEXT = {"met": "met", "not met": "**not met**", "inconclusive": "inconclusive (within noise)", None: "n/a"}
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--output-dir` (default `benchmarks/runs/`) or `--update-committed-results`, for every benchmark script."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--output-dir",
+        type=Path,
+        default=RUNS_DIR,
+        help="folder of the reports (default: benchmarks/runs/, ignored by git)",
+    )
+    where.add_argument(
+        "--update-committed-results",
+        action="store_true",
+        help="write the reports to benchmarks/results/, the committed figures quoted in README, instead",
+    )
+
+
+def reports_dir(args: argparse.Namespace) -> Path:
+    return COMMITTED_RESULTS_DIR if args.update_committed_results else args.output_dir
 
 
 def write_reports(results: dict, stem: Path) -> None:
@@ -33,6 +60,34 @@ def machine_line(results: dict) -> str:
     )
 
 
+def duration_line(results: dict) -> str:
+    """How long the run took, and how much of it went to the first calls of the compiled rows (compilation)."""
+    compiled = [row["first_call_s"] for row in results["models"] if row["compiled"]]
+    compile_s = sum(first["inference"] + first["training"] for first in compiled)
+    line = f"The run took {results['wall_time_s']:.0f} s"
+    if compiled:
+        line += f", of which {compile_s:.0f} s were the first calls of the `torch.compile` rows (compilation)"
+    return line + "."
+
+
+def noise_line(results: dict) -> str:
+    """What the control measured, and the rule the verdicts follow."""
+    spreads = results["ratio_spreads"]
+    controls = [
+        f"{spreads[key]['median']:.3f} ({mode}, IQR {spreads[key]['iqr']:.3f})"
+        for mode in ("inference", "training")
+        if (key := f"control_over_vit_{mode}") in spreads
+    ]
+    measured = f"here {' and '.join(controls)}" if controls else "not measured in this run"
+    return (
+        "Noise: the control row (XViT with neither space-time mixing nor the temporal head) computes what the "
+        f"per-frame ViT computes, so its time ratio to it would be 1.000 on a quiet machine; {measured}. IQR is the "
+        "interquartile range of a ratio's per-round values: how much one round varied. A time target is met only "
+        "when the ratio clears it by more than the noise, the larger of the control's distance from 1 and half the "
+        "ratio's IQR; within the noise it is inconclusive. Peak memory is counted, not timed: no noise."
+    )
+
+
 def markdown_report(results: dict) -> str:
     lines = [machine_line(results), ""]
     lines += [
@@ -49,13 +104,25 @@ def markdown_report(results: dict) -> str:
             f"| {memory['inference'] / MIB:.1f} | {_number(row['gflops_per_clip'], 3)} "
             f"| {row['parameters'] / 1e6:.2f} |"
         )
-    lines += ["", "| target | measured | target | met |", "|---|---:|---:|---|"]
+    lines += [
+        "",
+        "| target | measured | per-round IQR | control | noise | target | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for target in results["targets"]:
-        met = {True: "yes", False: "**no**", None: "n/a"}[target["met"]]
-        lines.append(f"| {target['meaning']} | {_number(target['value'], 3)} | {target['target']} | {met} |")
-    extra = {key: value for key, value in results["ratios"].items() if value is not None}
-    lines += ["", "Other ratios (time ratios are medians of per-round ratios): "]
-    lines[-1] += ", ".join(f"`{key}` {value:.3f}" for key, value in extra.items() if key not in _target_keys(results))
+        lines.append(
+            f"| {target['meaning']} | {_number(target['value'], 3)} | {_number(target['iqr'], 3)} "
+            f"| {_number(target['control'], 3)} | {_number(target['noise'], 3)} | {target['target']} "
+            f"| {VERDICT_TEXT[target['verdict']]} |"
+        )
+    lines += ["", noise_line(results), "", duration_line(results)]
+    spreads = results["ratio_spreads"]
+    lines += ["", "Other ratios (time ratios: median of the per-round ratios, and their IQR): "]
+    lines[-1] += ", ".join(
+        f"`{key}` {value:.3f}" + (f" (IQR {spreads[key]['iqr']:.3f})" if key in spreads else "")
+        for key, value in results["ratios"].items()
+        if key not in _target_keys(results)
+    )
     scaling = results["scaling"]
     header = " | ".join(f"{f} frames ms" for f in scaling["frames"])
     lines += [

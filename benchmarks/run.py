@@ -1,6 +1,8 @@
-"""Entry point: `python -m benchmarks.run --preset small|full` measures every model in one process, side by side.
+"""Entry point: `python -m benchmarks.run --preset small|full` (or `python benchmarks/run.py ...`, from the repository
+root) measures every model in one process, side by side.
 
-Writes `benchmarks/results/<preset>-<device>.{json,md,png}`.
+Writes `<preset>-<device>.{json,md,png}` to `benchmarks/runs/` (ignored by git) or to `--output-dir`;
+`--update-committed-results` writes them to `benchmarks/results/` instead, the committed figures README quotes.
 """
 
 import argparse
@@ -12,52 +14,47 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
+if __package__ in (None, ""):  # run by path (`python benchmarks/run.py`): import this repository's packages by name
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from .measure import (
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from benchmarks.measure import (  # noqa: E402
     fit_scaling,
     forward_flops,
     machine_info,
-    paired_ratio,
     peak_memory_increase,
+    progress_bar,
     retain_freed_cpu_memory,
     summarize,
     tensor_bytes,
     time_interleaved,
 )
-from .models import (
+from benchmarks.models import (  # noqa: E402
     FAMILIES,
     SCALING_FAMILIES,
-    TIMESFORMER,
     VIT,
-    VIVIT,
     XVIT,
     XVIT_MEAN,
     Family,
     eager_attention_bytes,
     training_loss,
 )
-from .presets import PRESETS, Preset
-from .report import write_reports
+from benchmarks.presets import PRESETS, Preset  # noqa: E402
+from benchmarks.report import add_output_arguments, reports_dir, write_reports  # noqa: E402
+from benchmarks.targets import check_targets, compute_ratios, time_ratio_spreads  # noqa: E402
 
-RESULTS_DIR = Path(__file__).parent / "results"
 # Skip a model when its materialised attention alone would take more than this share of the free memory.
 ATTENTION_MEMORY_SHARE = 0.5
 # Families given torch.compile rows: the two whose ratio is the claim.
 COMPILED_FAMILIES = (XVIT, VIT)
-TARGETS = (
-    # (key in "ratios", threshold, "<=" or ">=", meaning)
-    ("xvit_over_vit_inference", 1.03, "<=", "XViT / per-frame ViT time, inference"),
-    ("xvit_over_vit_training", 1.03, "<=", "XViT / per-frame ViT time, training step"),
-    ("timesformer_over_xvit_inference", 1.3, ">=", "TimeSformer / XViT time, inference"),
-    ("timesformer_over_xvit_training", 1.3, ">=", "TimeSformer / XViT time, training step"),
-    ("xvit_over_vit_training_memory", 1.05, "<=", "XViT / per-frame ViT peak training memory"),
-)
 
 
 def log(message: str) -> None:
-    print(f"[benchmarks {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    """A line on stderr that leaves an active progress bar intact."""
+    tqdm.write(f"[benchmarks {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr)
 
 
 class Candidate:
@@ -145,25 +142,28 @@ def prepare(candidates: list[Candidate], pixel_values: torch.Tensor, notes: list
     A compiled candidate that fails (e.g. no C++ compiler) is dropped with the reason in `notes`; others must work.
     """
     seconds = {}
-    for candidate in list(candidates):
-        seconds[candidate.label] = {}
-        try:
-            for mode, call in (("inference", candidate.infer), ("training", candidate.train_step)):
-                candidate.model.train(mode == "training")
-                start = time.perf_counter()
-                call(pixel_values)
-                seconds[candidate.label][mode] = time.perf_counter() - start
-        except Exception as error:  # torch.compile fails in platform-specific ways: report it and go on
-            if not candidate.compiled:
-                raise
-            first_line = (str(error).strip().splitlines() or [""])[0][:300]
-            notes.append(f"{candidate.label} skipped: torch.compile failed with {type(error).__name__}: {first_line}")
-            candidates.remove(candidate)
-            del seconds[candidate.label]
-            log(notes[-1])
-            continue
-        first = seconds[candidate.label]
-        log(f"{candidate.label}: first inference {first['inference']:.1f} s, first step {first['training']:.1f} s")
+    with progress_bar(2 * len(candidates), "first calls (torch.compile compiles here)") as bar:
+        for candidate in list(candidates):
+            seconds[candidate.label] = {}
+            try:
+                for mode, call in (("inference", candidate.infer), ("training", candidate.train_step)):
+                    candidate.model.train(mode == "training")
+                    start = time.perf_counter()
+                    call(pixel_values)
+                    seconds[candidate.label][mode] = time.perf_counter() - start
+                    bar.update()
+            except Exception as error:  # torch.compile fails in platform-specific ways: report it and go on
+                if not candidate.compiled:
+                    raise
+                first_line = (str(error).strip().splitlines() or [""])[0][:300]
+                error_text = f"{type(error).__name__}: {first_line}"
+                notes.append(f"{candidate.label} skipped: torch.compile failed with {error_text}")
+                candidates.remove(candidate)
+                del seconds[candidate.label]
+                log(notes[-1])
+                continue
+            first = seconds[candidate.label]
+            log(f"{candidate.label}: first inference {first['inference']:.1f} s, first step {first['training']:.1f} s")
     return seconds
 
 
@@ -176,7 +176,8 @@ def timed(
         candidate.model.train(mode == "training")
         runs[candidate.label] = candidate.train_step if mode == "training" else candidate.infer
     calls = {label: lambda run=run: run(pixel_values) for label, run in runs.items()}
-    return time_interleaved(calls, warmup, repeats, pixel_values.device)
+    progress = f"{mode}: {repeats} rounds (+{warmup} warm-up) x {len(calls)} models"
+    return time_interleaved(calls, warmup, repeats, pixel_values.device, progress)
 
 
 def memory_and_flops(candidate: Candidate, pixel_values: torch.Tensor) -> dict:
@@ -202,13 +203,10 @@ def memory_and_flops(candidate: Candidate, pixel_values: torch.Tensor) -> dict:
 def measure_candidates(preset: Preset, pixel_values: torch.Tensor, notes: list[str]) -> list[dict]:
     candidates = build_candidates(preset, pixel_values.device, notes)
     first_call_s = prepare(candidates, pixel_values, notes)
-    log(f"timing inference of {len(candidates)} models, {preset.repeats} rounds")
     inference = timed(candidates, "inference", pixel_values, preset.warmup, preset.repeats)
-    log(f"timing training steps of {len(candidates)} models, {preset.repeats} rounds")
     training = timed(candidates, "training", pixel_values, preset.warmup, preset.repeats)
-    log("peak memory and FLOPs")
     rows = []
-    for candidate in candidates:
+    for candidate in tqdm(candidates, desc="peak memory and FLOPs", unit="model", file=sys.stderr):
         latency = summarize(inference[candidate.label])
         rows.append(
             {
@@ -245,8 +243,8 @@ def measure_scaling(preset: Preset, device: torch.device, notes: list[str]) -> d
             model = family.build(preset, num_frames, family.attentions[0]).eval()
             candidate = Candidate(family.name, family, family.attentions[0], False, model, device)
             calls[family.name, num_frames] = lambda c=candidate, x=inputs[num_frames]: c.infer(x)
-    log(f"scaling sweep: {len(calls)} models, {preset.scaling_repeats} rounds")
-    samples = time_interleaved(calls, preset.warmup, preset.scaling_repeats, device)
+    progress = f"scaling sweep: {preset.scaling_repeats} rounds (+{preset.warmup} warm-up) x {len(calls)} models"
+    samples = time_interleaved(calls, preset.warmup, preset.scaling_repeats, device, progress)
     times = {}
     for (name, _), values in samples.items():
         times.setdefault(name, []).append(statistics.median(values))
@@ -263,44 +261,6 @@ def clip_batch(preset: Preset, num_frames: int, device: torch.device) -> torch.T
     return torch.randn(shape, generator=generator).to(device)
 
 
-def compute_ratios(rows: list[dict]) -> dict:
-    """Paired time ratios (same round of the interleaved loop) and the peak-memory ratio."""
-    by_label = {row["label"]: row for row in rows}
-
-    def time_ratio(numerator: str, denominator: str, mode: str) -> float | None:
-        if numerator not in by_label or denominator not in by_label:
-            return None
-        return paired_ratio(by_label[numerator][mode]["samples_s"], by_label[denominator][mode]["samples_s"])
-
-    ratios = {}
-    for mode, key in (("inference", "inference"), ("training_step", "training")):
-        ratios[f"xvit_over_vit_{key}"] = time_ratio(XVIT, VIT, mode)
-        ratios[f"xvit_mean_over_vit_{key}"] = time_ratio(XVIT_MEAN, VIT, mode)
-        ratios[f"timesformer_over_xvit_{key}"] = time_ratio(TIMESFORMER, XVIT, mode)
-        ratios[f"vivit_over_xvit_{key}"] = time_ratio(VIVIT, XVIT, mode)
-        ratios[f"xvit_over_vit_{key}_eager"] = time_ratio(f"{XVIT} [eager]", f"{VIT} [eager]", mode)
-        ratios[f"timesformer_over_xvit_{key}_eager"] = time_ratio(TIMESFORMER, f"{XVIT} [eager]", mode)
-        ratios[f"xvit_over_vit_{key}_compiled"] = time_ratio(f"{XVIT} [compiled]", f"{VIT} [compiled]", mode)
-    for name, prefix in ((XVIT, "xvit"), (XVIT_MEAN, "xvit_mean")):
-        if name in by_label and VIT in by_label:
-            xvit, vit = by_label[name], by_label[VIT]
-            for mode in ("training", "inference"):
-                memory = xvit["peak_memory_bytes"][mode] / vit["peak_memory_bytes"][mode]
-                ratios[f"{prefix}_over_vit_{mode}_memory"] = memory
-            ratios[f"{prefix}_over_vit_flops"] = xvit["gflops_per_clip"] / vit["gflops_per_clip"]
-    return ratios
-
-
-def check_targets(ratios: dict) -> list[dict]:
-    checks = []
-    for key, threshold, comparison, meaning in TARGETS:
-        value = ratios.get(key)
-        met = None if value is None else (value <= threshold if comparison == "<=" else value >= threshold)
-        target = f"{comparison} {threshold}"
-        checks.append({"ratio": key, "meaning": meaning, "value": value, "target": target, "met": met})
-    return checks
-
-
 def run_benchmarks(preset: Preset, device: torch.device, output_dir: Path) -> dict:
     """Measure everything for one preset on one device and write the JSON, markdown and PNG reports."""
     notes = []
@@ -315,14 +275,17 @@ def run_benchmarks(preset: Preset, device: torch.device, output_dir: Path) -> di
         machine = machine_info(device) | {"cpu_malloc": cpu_malloc or "default"}
     finally:
         torch.set_num_threads(default_threads)
-    ratios = compute_ratios(rows)
+    spreads = time_ratio_spreads(rows)
+    ratios = compute_ratios(rows, spreads)
     results = {
         "preset": preset.to_dict(),
         "machine": machine,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "models": rows,
         "ratios": ratios,
-        "targets": check_targets(ratios),
+        # Quartiles and interquartile range of the per-round values of every time ratio.
+        "ratio_spreads": spreads,
+        "targets": check_targets(ratios, spreads),
         "scaling": scaling,
         "notes": notes,
         "wall_time_s": time.perf_counter() - started,
@@ -355,29 +318,46 @@ def measure_memory_only(preset: Preset, device: torch.device, output_dir: Path) 
         "xvit_mean_over_vit_training_memory": training[XVIT_MEAN] / training[VIT],
     }
     path = output_dir / f"{preset.name}-{device.type}-memory.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
     return results
+
+
+def gpu_preset_warning(preset: Preset, device: torch.device) -> str | None:
+    if preset.meant_for_gpu and device.type != "cuda":
+        return (
+            f"preset {preset.name!r} ({preset.description}) is meant for a GPU: on a {device.type} it runs for "
+            "hours (the progress bars show how far it got). On a CPU, `--preset small` is the benchmark."
+        )
+    return None
+
+
+def print_summary(results: dict, reports: Path) -> None:
+    for target in results["targets"]:
+        value = "n/a" if target["value"] is None else f"{target['value']:.3f}"
+        noise = "" if not target["noise"] else f", noise {target['noise']:.3f}"
+        print(f"{target['meaning']}: {value} (target {target['target']}{noise}): {target['verdict']}", file=sys.stderr)
+    print(f"done in {results['wall_time_s']:.0f} s; reports in {reports}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    add_output_arguments(parser)
     parser.add_argument(
         "--memory-only", action="store_true", help="peak memory and FLOPs of XViT and the per-frame ViT, no timing"
     )
     args = parser.parse_args(argv)
-    device = select_device(args.device)
+    device, preset, reports = select_device(args.device), PRESETS[args.preset], reports_dir(args)
+    warning = gpu_preset_warning(preset, device)
+    if warning:
+        log(f"WARNING: {warning}")
     if args.memory_only:
-        results = measure_memory_only(PRESETS[args.preset], device, args.output_dir)
+        results = measure_memory_only(preset, device, reports)
         print(f"XViT / per-frame ViT peak training memory: {results['xvit_over_vit_training_memory']:.3f}")
         return
-    results = run_benchmarks(PRESETS[args.preset], device, args.output_dir)
-    for target in results["targets"]:
-        value = "n/a" if target["value"] is None else f"{target['value']:.3f}"
-        print(f"{target['meaning']}: {value} (target {target['target']}, met: {target['met']})", file=sys.stderr)
-    print(f"done in {results['wall_time_s']:.0f} s; reports in {args.output_dir}", file=sys.stderr)
+    print_summary(run_benchmarks(preset, device, reports), reports)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from benchmarks.measure import forward_flops, machine_info  # noqa: E402
-from benchmarks.preprocessing import write_long_video  # noqa: E402
+from benchmarks.preprocessing import write_video  # noqa: E402
 from benchmarks.presets import FULL, PRESETS, Preset  # noqa: E402
 from examples.run_video_classification import main as run_training  # noqa: E402
 from examples.run_video_classification import video_processor_for  # noqa: E402
@@ -84,7 +84,7 @@ def write_videos(root: Path, count: int, width: int, height: int) -> Path:
     for index in range(count):
         folder = root / "train" / CLASSES[index % len(CLASSES)]
         folder.mkdir(parents=True, exist_ok=True)
-        write_long_video(str(folder / f"{index}.mp4"), seconds=3, width=width, height=height)
+        write_video(str(folder / f"{index}.mp4"), seconds=3, keyint=60, width=width, height=height)
     return root
 
 

@@ -3,40 +3,52 @@
     python -m conversion.convert_original_xvit --checkpoint xvit_b16_16_k600.pth --output-dir xvit-b16-16-k600 --verify
 
 Every architecture number comes from the checkpoint's tensors and its training config (the `cfg` YAML stored in the
-checkpoint, or `--config`); only the backbone's head count is not stored anywhere and follows from the base-model
-name. The folder holds config.json (with `auto_map`), model.safetensors, video_preprocessor_config.json, the
-remote-code files and a model card, and it is written only when the whole conversion succeeded.
+checkpoint, or `--config`); only the backbone's head count is stored nowhere: it follows from XVIT.BASE_MODEL when
+that names a standard ViT, and must be given with --num-attention-heads otherwise. The output is a complete Hub folder
+(`conversion.model_folder.write_hub_folder`: weights, configs, remote code, Inference Endpoints handler, model card),
+written only when the whole conversion succeeded and, unless --skip-folder-check, checked by loading it in a fresh
+process first; --push-to-hub uploads it.
 """
 
 import argparse
 import copy
-import importlib.resources
 import math
 import os
 import pickle
 import re
-import shutil
+import shlex
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from conversion.model_card import render_model_card
-from conversion.original_xvit_reference import OriginalXViTArchitecture, original_xvit_forward
-from modeling_xvit import XViTConfig, XViTForVideoClassification
+if __package__ in (None, ""):  # run by path (`python conversion/x.py`): import this repository's packages by name
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from conversion.model_card import ORIGINAL_CODE_URL, CardResult, ModelCardInputs, reported_results  # noqa: E402
+from conversion.model_folder import (  # noqa: E402
+    KNOWN_LABEL_SETS,
+    ConversionError,
+    check_output_dir,
+    load_labels,
+    run_conversion,
+    write_hub_folder,
+)
+from conversion.original_xvit_reference import OriginalXViTArchitecture, original_xvit_forward  # noqa: E402
+from conversion.push_to_hub import add_folder_arguments, publish_if_asked  # noqa: E402
+from conversion.verify_hub_folder import check_hub_folder  # noqa: E402
+from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTVideoProcessor  # noqa: E402
 
 VERIFY_TOLERANCE = 1e-4
-KNOWN_LABEL_SETS = ("kinetics400", "kinetics600", "ssv2")
-
-
-class ConversionError(ValueError):
-    """The input cannot be converted; the message says which file or tensor and why."""
-
+# Hub ids of the ImageNet-21k ViTs that the original's XVIT.BASE_MODEL names (the released models start from these).
+BASE_MODEL_HUB_IDS = {
+    "vit_base_patch16_224_in21k": "google/vit-base-patch16-224-in21k",
+    "vit_large_patch16_224_in21k": "google/vit-large-patch16-224-in21k",
+    "vit_huge_patch14_224_in21k": "google/vit-huge-patch14-224-in21k",
+}
 
 # --- The original training config -------------------------------------------------------------------------------
 
@@ -67,6 +79,18 @@ ORIGINAL_CONFIG_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _section_problems(defaults: Mapping[str, Any], values: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every config section given as something other than a mapping (`DATA: 5`), named by its full key."""
+    problems = []
+    for key, default in defaults.items():
+        if isinstance(default, Mapping) and key in values:
+            if isinstance(values[key], Mapping):
+                problems += _section_problems(default, values[key], f"{prefix}{key}.")
+            else:
+                problems.append(f"{prefix}{key} should be a section of settings, got {values[key]!r}")
+    return problems
+
+
 def _merge(defaults: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(dict(defaults))
     for key, value in values.items():
@@ -77,8 +101,76 @@ def _merge(defaults: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+def _is_integer(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_number_list(value: Any, length: int, positive: bool = False) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == length
+        and all(_is_number(item) and (item > 0 or not positive) for item in value)
+    )
+
+
+# The settings the conversion reads: (section, key, test, what the test expects).
+CONFIG_RULES: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
+    ("TRAIN", "DATASET", lambda value: isinstance(value, str) and bool(value), "a data-set name"),
+    ("DATA", "NUM_FRAMES", lambda value: _is_integer(value, 1), "a positive integer"),
+    ("DATA", "SAMPLING_RATE", lambda value: _is_integer(value, 1), "a positive integer"),
+    ("DATA", "TARGET_FPS", lambda value: _is_number(value) and value > 0, "a positive number"),
+    ("DATA", "MEAN", lambda value: _is_number_list(value, 3), "a list of 3 numbers (one per channel)"),
+    ("DATA", "STD", lambda value: _is_number_list(value, 3, positive=True), "a list of 3 positive numbers"),
+    (
+        "DATA",
+        "TRAIN_JITTER_SCALES",
+        lambda value: _is_number_list(value, 2, positive=True) and value[0] <= value[1],
+        "[shortest, longest] short-side sizes",
+    ),
+    ("DATA", "RANDOM_FLIP", lambda value: isinstance(value, bool), "True or False"),
+    ("MODEL", "NUM_CLASSES", lambda value: _is_integer(value, 1), "a positive integer"),
+    ("MODEL", "DROPOUT_RATE", lambda value: _is_number(value) and 0 <= value < 1, "a probability in [0, 1)"),
+    ("XVIT", "CONSENSUS_TYPE", lambda value: isinstance(value, str), "a string"),
+    ("XVIT", "USE_XVIT", lambda value: isinstance(value, bool), "True or False"),
+    ("XVIT", "BASE_MODEL", lambda value: isinstance(value, str), "a timm model name"),
+    ("XVIT", "NUM_SEGMENTS", lambda value: _is_integer(value, 1), "a positive integer (frames per mixing segment)"),
+    ("XVIT", "SHIFT_DIV", lambda value: _is_integer(value, 2), "an integer >= 2 (1 / share of mixed channels)"),
+    (
+        "XVIT",
+        "LOCATIONS_LIST",
+        lambda value: isinstance(value, list) and all(_is_integer(item, 0) for item in value),
+        "a list of block indices",
+    ),
+    ("XVIT.BACKBONE", "DROP_PATH_RATE", lambda value: _is_number(value) and 0 <= value < 1, "a probability in [0, 1)"),
+    ("XVIT.BACKBONE", "DROP_ATTN_RATE", lambda value: _is_number(value) and 0 <= value < 1, "a probability in [0, 1)"),
+    ("XVIT.BACKBONE", "NORM_LAYER", lambda value: isinstance(value, str), "a string"),
+    ("TEMPORAL_HEAD", "NUM_ATTENTION_HEADS", lambda value: _is_integer(value, 1), "a positive integer"),
+)
+
+
+def _value_problems(config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for section, key, test, expected in CONFIG_RULES:
+        value = config
+        for part in section.split("."):
+            value = value[part]
+        if not test(value[key]):
+            problems.append(f"{section}.{key} should be {expected}, got {value[key]!r}")
+    num_frames, num_segments = config["DATA"]["NUM_FRAMES"], config["XVIT"]["NUM_SEGMENTS"]
+    if not problems and num_frames % num_segments:
+        problems.append(f"XVIT.NUM_SEGMENTS ({num_segments}) should divide DATA.NUM_FRAMES ({num_frames})")
+    return problems
+
+
 def parse_original_config(text: str | Mapping[str, Any] | None, source: str = "the checkpoint's cfg") -> dict:
-    """The original YAML config (text or already parsed), completed with the original code's defaults."""
+    """The original YAML config (text or already parsed), completed with the original code's defaults.
+
+    Raises `ConversionError` naming every setting the conversion reads that has an impossible value.
+    """
     if text is None:
         values = {}
     elif isinstance(text, Mapping):
@@ -90,7 +182,12 @@ def parse_original_config(text: str | Mapping[str, Any] | None, source: str = "t
             raise ConversionError(f"{source} is not valid YAML: {error}") from None
     if not isinstance(values, Mapping):
         raise ConversionError(f"{source} should be a YAML mapping of config sections, got {type(values).__name__}.")
-    return _merge(ORIGINAL_CONFIG_DEFAULTS, values)
+    problems = _section_problems(ORIGINAL_CONFIG_DEFAULTS, values)
+    config = _merge(ORIGINAL_CONFIG_DEFAULTS, values)
+    problems = problems or _value_problems(config)
+    if problems:
+        raise ConversionError(f"{source} has invalid settings:\n" + "\n".join(problems))
+    return config
 
 
 # --- Reading checkpoints ----------------------------------------------------------------------------------------
@@ -133,7 +230,21 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], A
             f"{path} is neither a training checkpoint with `model_state` nor a state dict: entries {not_tensors}"
             " are not tensors."
         )
-    return {key.removeprefix("module."): value for key, value in checkpoint.items()}, config
+    return _strip_module_prefix(checkpoint, path), config
+
+
+def _strip_module_prefix(state_dict: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """Drop DistributedDataParallel's `module.` prefixes, refusing two keys that would become one."""
+    stripped, origin = {}, {}
+    for key, tensor in state_dict.items():
+        name = key.removeprefix("module.")
+        if name in origin:
+            raise ConversionError(
+                f"{path} holds both {origin[name]!r} and {key!r}, which name the same tensor once the"
+                " `module.` prefix of DistributedDataParallel is removed; keep one of them."
+            )
+        stripped[name], origin[name] = tensor, key
+    return stripped
 
 
 # --- The key mapping (the one place that knows both naming schemes) ---------------------------------------------
@@ -243,22 +354,35 @@ REQUIRED_KEYS = (
     "consensus.mlp_head.1.weight",
     "consensus.mlp_head.4.weight",
 )
-# Heads of the standard ViT sizes; all have head size 64 except ViT-H (80).
-_VIT_SIZE_HEADS = {"tiny": 3, "small": 6, "base": 12, "large": 16, "huge": 16}
+# The standard ViT sizes: (hidden size, heads).
+VIT_SIZES = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12), "large": (1024, 16), "huge": (1280, 16)}
 
 
-def backbone_num_attention_heads(base_model: str, hidden_size: int, override: int | None = None) -> int:
-    """The backbone's head count: `override`, else the known ViT size in the base-model name, else hidden / 64."""
+def backbone_num_attention_heads(
+    base_model: str | None, hidden_size: int, override: int | None = None, named_by: str = "XVIT.BASE_MODEL"
+) -> int:
+    """The backbone's head count: `override`, else the standard ViT size that `base_model` names.
+
+    No tensor stores the head count, and `--verify` cannot catch a wrong one (the reference forward pass uses the
+    same number), so it is never guessed: a name that is not a standard ViT of this hidden size needs `override`.
+    """
     if override is not None:
-        heads = override
+        heads, source = override, "--num-attention-heads"
     else:
         size = re.search(r"(tiny|small|base|large|huge)", base_model or "")
-        heads = _VIT_SIZE_HEADS[size.group(1)] if size else hidden_size // 64
+        standard = VIT_SIZES[size.group(1)] if size else None
+        if standard is None or standard[0] != hidden_size:
+            names = (
+                f"names ViT-{size.group(1)} (hidden size {standard[0]})" if standard else "names no standard ViT size"
+            )
+            raise ConversionError(
+                f"The backbone's head count is stored in no tensor, and {named_by} {base_model!r} {names} while the"
+                f" checkpoint's hidden size is {hidden_size}: pass --num-attention-heads N. (--verify cannot catch a"
+                " wrong head count: the reference forward pass would use the same number.)"
+            )
+        heads, source = standard[1], f"{named_by} {base_model!r}"
     if heads < 1 or hidden_size % heads:
-        raise ConversionError(
-            f"{heads} attention heads (from {'--num-attention-heads' if override else repr(base_model)}) do not divide"
-            f" the hidden size {hidden_size}; pass --num-attention-heads."
-        )
+        raise ConversionError(f"{heads} attention heads (from {source}) do not divide the hidden size {hidden_size}.")
     return heads
 
 
@@ -328,6 +452,11 @@ def infer_xvit_config(
         )
     labels = labels or [f"LABEL_{index}" for index in range(num_labels)]
     heads = backbone_num_attention_heads(xvit["BASE_MODEL"], hidden_size, num_attention_heads)
+    if hidden_size % head["NUM_ATTENTION_HEADS"]:
+        raise ConversionError(
+            f"TEMPORAL_HEAD.NUM_ATTENTION_HEADS ({head['NUM_ATTENTION_HEADS']}) should divide the temporal head's"
+            f" width, the hidden size {hidden_size}."
+        )
     dropout = original_config["MODEL"]["DROPOUT_RATE"]
     try:
         config = XViTConfig(
@@ -374,21 +503,6 @@ def infer_xvit_config(
 # --- Labels, processor, output folder ----------------------------------------------------------------------------
 
 
-def load_labels(spec: str) -> list[str]:
-    """Class names in index order: a label set shipped with the package, or a text file with one name per line."""
-    if spec in KNOWN_LABEL_SETS:
-        text = importlib.resources.files("modeling_xvit").joinpath("labels", f"{spec}.txt").read_text(encoding="utf-8")
-    elif Path(spec).is_file():
-        text = Path(spec).read_text(encoding="utf-8")
-    else:
-        raise ConversionError(f"--labels {spec!r} is neither one of {list(KNOWN_LABEL_SETS)} nor an existing file.")
-    labels = [line.strip() for line in text.splitlines() if line.strip()]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise ConversionError(f"Label list {spec} repeats {duplicates}.")
-    return labels
-
-
 def training_dataset(original_config: Mapping[str, Any], num_labels: int) -> str:
     """The training data set, named like the shipped label sets when it is one of them (kinetics600, ssv2, ...)."""
     dataset = str(original_config["TRAIN"]["DATASET"]).lower()
@@ -406,23 +520,23 @@ def resolve_labels(spec: str | None, original_config: Mapping[str, Any], num_lab
     return labels
 
 
-def build_video_processor(original_config: Mapping[str, Any], image_size: int):
+def build_video_processor(original_config: Mapping[str, Any], image_size: int) -> XViTVideoProcessor:
     """The XViTVideoProcessor reproducing this checkpoint's data pipeline (single centre view by default).
 
-    Frames are resized and cropped to `image_size`, the resolution of the checkpoint's position embedding (the
-    released configs test at that size, DATA.TEST_CROP_SIZE 224).
+    Frames are cropped to `image_size`, the resolution of the checkpoint's position embedding (the released configs
+    test at that size, DATA.TEST_CROP_SIZE 224). For one crop, the original's Kinetics loader first resizes the short
+    side to DATA.TRAIN_JITTER_SCALES[0] (256), its SSv2 loader to the crop size; three crops always follow a resize to
+    the crop size, which the processor does by itself.
     """
-    from modeling_xvit.video_processing_xvit import XViTVideoProcessor
-
     data = original_config["DATA"]
+    is_ssv2 = str(original_config["TRAIN"]["DATASET"]).lower() == "ssv2"
     return XViTVideoProcessor(
         num_frames=data["NUM_FRAMES"],
         # SSv2 follows TSN (one frame per equal segment); Kinetics takes evenly spaced frames of a dense clip.
-        sampling="segment" if str(original_config["TRAIN"]["DATASET"]).lower() == "ssv2" else "dense",
+        sampling="segment" if is_ssv2 else "dense",
         sampling_rate=data["SAMPLING_RATE"],
         target_fps=data["TARGET_FPS"],
-        # Testing resizes the short side to the crop size and crops.
-        size={"shortest_edge": image_size},
+        size={"shortest_edge": image_size if is_ssv2 else data["TRAIN_JITTER_SCALES"][0]},
         crop_size={"height": image_size, "width": image_size},
         image_mean=list(data["MEAN"]),
         image_std=list(data["STD"]),
@@ -431,41 +545,34 @@ def build_video_processor(original_config: Mapping[str, Any], image_size: int):
     )
 
 
-def check_output_dir(output_dir: str | os.PathLike) -> Path:
-    """Refuse an existing non-empty output folder before any work is done."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
-        raise ConversionError(f"Output folder {output_dir} already exists and is not empty; choose another one.")
-    return output_dir
-
-
-@contextmanager
-def atomic_output_dir(output_dir: str | os.PathLike) -> Iterator[Path]:
-    """A staging folder next to `output_dir` that becomes `output_dir` only if the block succeeds."""
-    output_dir = check_output_dir(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes the folder private; the result should look like any new folder
-    try:
-        yield staging
-        if output_dir.exists():
-            output_dir.rmdir()
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def write_model_folder(folder: Path, model: torch.nn.Module, video_processor=None, model_card: str | None = None):
-    """Weights (safetensors), config, processor config, model card, and the code files: `modeling_xvit` registers
-    its classes for the Auto classes, so save_pretrained copies them and writes `auto_map`."""
-    model.save_pretrained(folder)
-    if video_processor is not None:
-        video_processor.save_pretrained(folder)
-    if model_card is not None:
-        (folder / "README.md").write_text(model_card, encoding="utf-8")
+def model_card_inputs(
+    checkpoint: Path,
+    original_config: Mapping[str, Any],
+    xvit_config: XViTConfig,
+    dataset: str,
+    command: str,
+    max_difference: float | None,
+    model_id: str,
+) -> ModelCardInputs:
+    """What the card of a converted checkpoint says: its origin, the conversion command, the published accuracy."""
+    check = (
+        f"`--verify` compared it with a re-implementation of the original forward pass on a random clip: max |logit"
+        f" difference| {max_difference:.2g}."
+        if max_difference is not None
+        else "It was converted without `--verify`."
+    )
+    test = original_config["TEST"]
+    results: list[CardResult] = reported_results(dataset, xvit_config)
+    return ModelCardInputs(
+        origin=f"`{checkpoint.name}` from the official XViT release ({ORIGINAL_CODE_URL}, Apache-2.0), trained by the"
+        f" authors and converted to Transformers with this repository's converter. {check} The original tested with"
+        f" {test['NUM_SPATIAL_CROPS']} spatial x {test['NUM_ENSEMBLE_VIEWS']} temporal views.",
+        model_id=model_id,
+        command=command,
+        dataset=dataset,
+        base_model=BASE_MODEL_HUB_IDS.get(original_config["XVIT"]["BASE_MODEL"]),
+        results=results,
+    )
 
 
 # --- Conversion ---------------------------------------------------------------------------------------------------
@@ -489,6 +596,22 @@ def max_difference_to_reference(
     return (actual - expected).abs().max().item()
 
 
+def conversion_command(checkpoint: Path, output_dir: Path, config, labels, num_attention_heads, verify) -> str:
+    """The command that converts `checkpoint` this way, with file names only (no local paths), for the card."""
+    options = [("--checkpoint", checkpoint.name), ("--output-dir", output_dir.name)]
+    options += [
+        (flag, str(value))
+        for flag, value in (
+            ("--config", config and Path(config).name),
+            ("--labels", labels),
+            ("--num-attention-heads", num_attention_heads),
+        )
+        if value is not None
+    ]
+    words = [word for option in options for word in option] + (["--verify"] if verify else [])
+    return shlex.join(["python", "-m", "conversion.convert_original_xvit", *words])
+
+
 def convert_original_checkpoint(
     checkpoint: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -496,9 +619,17 @@ def convert_original_checkpoint(
     labels: str | None = None,
     num_attention_heads: int | None = None,
     verify: bool = False,
+    check_folder: bool = False,
+    model_id: str | None = None,
 ) -> Path:
-    """Convert `checkpoint` into the model folder `output_dir`; nothing is written when any step fails."""
+    """Convert `checkpoint` into the Hub model folder `output_dir`; nothing is written when any step fails.
+
+    `verify` compares the converted model with the original forward pass; `check_folder` runs the Hub checks of
+    `conversion.verify_hub_folder` on the folder before it is moved into place (the command line does by default);
+    `model_id` is the Hub id the card's examples use (default: the folder's name).
+    """
     output_dir = check_output_dir(output_dir)
+    checkpoint = Path(checkpoint)
     state_dict, stored_config = load_checkpoint(checkpoint)
     if config is not None:
         if not Path(config).is_file():
@@ -526,22 +657,13 @@ def convert_original_checkpoint(
             )
         print(f"Verified: max |logit difference| to the original forward pass = {difference:.3g}")
 
+    command = conversion_command(checkpoint, output_dir, config, labels, num_attention_heads, verify)
     dataset = training_dataset(original_config, num_labels)
-    card = render_model_card(xvit_config, dataset, Path(checkpoint).name, difference, model_id=output_dir.name)
-    with atomic_output_dir(output_dir) as staging:
-        write_model_folder(staging, model, build_video_processor(original_config, xvit_config.image_size), card)
-    return output_dir
-
-
-def run_conversion(convert: Callable[[], Path]) -> int:
-    """The exit status of a conversion script: print where `convert` wrote, or why it refused (nothing written)."""
-    try:
-        output_dir = convert()
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"Wrote {output_dir}")
-    return 0
+    card = model_card_inputs(
+        checkpoint, original_config, xvit_config, dataset, command, difference, model_id or output_dir.name
+    )
+    processor = build_video_processor(original_config, xvit_config.image_size)
+    return write_hub_folder(output_dir, model, card, processor, check=check_hub_folder if check_folder else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -557,19 +679,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--num-attention-heads",
         type=int,
-        help="Backbone heads (default: from XVIT.BASE_MODEL when it names a standard ViT, else hidden size / 64).",
+        help="Backbone heads; required when XVIT.BASE_MODEL does not name a standard ViT size (tiny, small, base,"
+        " large, huge) of the checkpoint's hidden size.",
     )
     parser.add_argument(
         "--verify",
         action="store_true",
         help=f"Compare with the original forward pass on a random clip; refuse to write above {VERIFY_TOLERANCE}.",
     )
+    add_folder_arguments(parser)
     args = parser.parse_args(argv)
-    return run_conversion(
-        lambda: convert_original_checkpoint(
-            args.checkpoint, args.output_dir, args.config, args.labels, args.num_attention_heads, args.verify
+
+    def convert() -> Path:
+        output_dir = convert_original_checkpoint(
+            args.checkpoint,
+            args.output_dir,
+            args.config,
+            args.labels,
+            args.num_attention_heads,
+            args.verify,
+            check_folder=not args.skip_folder_check,
+            model_id=args.push_to_hub,
         )
-    )
+        return publish_if_asked(output_dir, args)
+
+    return run_conversion(convert)
 
 
 if __name__ == "__main__":

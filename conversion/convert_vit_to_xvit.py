@@ -1,18 +1,21 @@
 """Initialise XViT from an image ViT, as the paper does (ImageNet-21k ViT-B/16).
 
     python -m conversion.convert_vit_to_xvit --vit path/to/vit-base-patch16-224-in21k --output-dir xvit-init \\
-        --num-frames 16 --labels ssv2
+        --num-frames 16 --labels ssv2 --base-model google/vit-base-patch16-224-in21k
 
 The source is a Transformers `ViTModel` folder or a timm ViT state dict (keys `patch_embed.proj`, `cls_token`,
 `pos_embed`, `blocks.{i}.norm1/attn.qkv/attn.proj/norm2/mlp.fc1/mlp.fc2`, `norm`). The patch embedding, position
 embedding (bicubically resized when the frame size differs), blocks and final norm are copied; the temporal embedding
 is zero, so the new model starts as the image ViT applied to every frame; the temporal-attention head and the
-classifier are freshly initialised.
+classifier are freshly initialised. The output is a complete Hub folder (`conversion.model_folder.write_hub_folder`),
+with a video processor for the chosen frame count and size, checked in a fresh process unless --skip-folder-check;
+--push-to-hub uploads it.
 """
 
 import argparse
 import math
 import os
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,19 +24,26 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from conversion.convert_original_xvit import (
-    ConversionError,
-    atomic_output_dir,
+if __package__ in (None, ""):  # run by path (`python conversion/x.py`): import this repository's packages by name
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from conversion.convert_original_xvit import (  # noqa: E402
     backbone_num_attention_heads,
-    check_output_dir,
     convert_original_state_dict,
     load_checkpoint,
     load_converted_weights,
+)
+from conversion.model_card import ModelCardInputs  # noqa: E402
+from conversion.model_folder import (  # noqa: E402
+    ConversionError,
+    check_output_dir,
     load_labels,
     run_conversion,
-    write_model_folder,
+    write_hub_folder,
 )
-from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel
+from conversion.push_to_hub import add_folder_arguments, publish_if_asked  # noqa: E402
+from conversion.verify_hub_folder import check_hub_folder  # noqa: E402
+from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel  # noqa: E402
 
 # timm parameters of the image classifier, which a video model does not use.
 TIMM_IMAGE_HEAD_PREFIXES = ("head.", "pre_logits.")
@@ -58,7 +68,9 @@ def resize_position_embeddings(position_embeddings: torch.Tensor, grid_size: int
 def _from_transformers_vit(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from transformers import ViTModel
 
-    vit = ViTModel.from_pretrained(folder)  # also renames the weights of older Transformers versions
+    # Also renames the weights of older Transformers versions. XViT has no pooler: not building one keeps a ViT saved
+    # without it from being reported as missing weights.
+    vit = ViTModel.from_pretrained(folder, add_pooling_layer=False)
     config = vit.config
     architecture = {
         name: getattr(config, name)
@@ -85,7 +97,7 @@ def _from_transformers_vit(folder: Path) -> tuple[dict[str, torch.Tensor], dict[
 
 
 def _from_timm_vit(
-    state_dict: Mapping[str, torch.Tensor], num_attention_heads: int | None
+    state_dict: Mapping[str, torch.Tensor], num_attention_heads: int | None, name: str | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     # timm's ViT keys are the original XViT backbone's keys without `base_model.`: one mapping serves both.
     original_keys = {
@@ -103,7 +115,7 @@ def _from_timm_vit(
         "num_channels": projection.shape[1],
         "hidden_size": hidden_size,
         "num_hidden_layers": len({key.split(".")[1] for key in state_dict if key.startswith("blocks.")}),
-        "num_attention_heads": backbone_num_attention_heads("", hidden_size, num_attention_heads),
+        "num_attention_heads": backbone_num_attention_heads(name, hidden_size, num_attention_heads, "the file name"),
         "intermediate_size": state_dict["blocks.0.mlp.fc1.weight"].shape[0],
         "hidden_act": "gelu",
         "layer_norm_eps": 1e-6,
@@ -118,7 +130,8 @@ def load_image_vit(
     """Backbone weights under XViTModel's names, and the XViTConfig fields describing the image ViT.
 
     `source`: a Transformers ViTModel folder, a timm state dict, or a file holding one (.safetensors, .pth, .bin).
-    `num_attention_heads` is needed for a timm ViT whose head size is not 64.
+    `num_attention_heads` is needed for a timm ViT unless its file is named after a standard ViT of its width (for
+    example `vit_base_patch16_224_in21k.pth`): no tensor stores it.
     """
     if isinstance(source, Mapping):
         return _from_timm_vit(source, num_attention_heads)
@@ -130,9 +143,9 @@ def load_image_vit(
     if path.suffix == ".safetensors" and path.is_file():
         from safetensors.torch import load_file
 
-        return _from_timm_vit(load_file(path), num_attention_heads)
+        return _from_timm_vit(load_file(path), num_attention_heads, path.stem)
     state_dict, _ = load_checkpoint(path)
-    return _from_timm_vit(state_dict, num_attention_heads)
+    return _from_timm_vit(state_dict, num_attention_heads, path.stem)
 
 
 def xvit_from_vit(
@@ -176,6 +189,30 @@ def xvit_from_vit(
     return model
 
 
+def model_card_inputs(args: argparse.Namespace, output_dir: Path) -> ModelCardInputs:
+    """The card of a freshly initialised XViT: where its backbone comes from, and that its head is untrained."""
+    words = ["--vit", Path(args.vit).name, "--output-dir", output_dir.name, "--num-frames", str(args.num_frames)]
+    for flag, value in (
+        ("--image-size", args.image_size),
+        ("--labels", args.labels and Path(args.labels).name),
+        ("--num-attention-heads", args.num_attention_heads),
+        ("--base-model", args.base_model),
+    ):
+        if value is not None:
+            words += [flag, str(value)]
+    return ModelCardInputs(
+        origin=f"Initialised from the image ViT `{args.base_model or Path(args.vit).name}` as the paper does: the"
+        " patch and position embeddings, the transformer blocks and the final norm are the image model's; the temporal"
+        " embedding starts at zero, so the model starts as the image ViT applied to every frame; the"
+        " temporal-attention head and the classifier are freshly initialised.",
+        model_id=args.push_to_hub or output_dir.name,
+        command=shlex.join(["python", "-m", "conversion.convert_vit_to_xvit", *words]),
+        base_model=args.base_model,
+        intended_use="A starting point for fine-tuning on video classification: the temporal-attention head and the"
+        " classifier are untrained, so its predictions mean nothing until it is fine-tuned.",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vit", required=True, help="Transformers ViTModel folder, or a timm ViT state-dict file.")
@@ -183,8 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-frames", type=int, default=16, help="Frames per clip (default 16).")
     parser.add_argument("--image-size", type=int, help="Frame size (default: the ViT's).")
     parser.add_argument("--labels", help="kinetics400, kinetics600, ssv2, or a file with one class name per line.")
-    parser.add_argument("--num-attention-heads", type=int, help="Heads of a timm ViT (default: hidden size / 64).")
-    parser.add_argument("--backbone-only", action="store_true", help="Save an XViTModel (no classifier).")
+    parser.add_argument(
+        "--num-attention-heads",
+        type=int,
+        help="Heads of a timm ViT; required unless its file name names a standard ViT size of its width.",
+    )
+    parser.add_argument(
+        "--base-model", help="Hub id of the image ViT, for the model card (e.g. google/vit-base-patch16-224-in21k)."
+    )
+    add_folder_arguments(parser)
     args = parser.parse_args(argv)
 
     def convert() -> Path:
@@ -195,13 +239,12 @@ def main(argv: list[str] | None = None) -> int:
             args.vit,
             num_frames=args.num_frames,
             image_size=args.image_size,
-            with_classifier=not args.backbone_only,
             num_attention_heads=args.num_attention_heads,
             **(label_fields if labels else {}),
         )
-        with atomic_output_dir(output_dir) as staging:
-            write_model_folder(staging, model)
-        return output_dir
+        check = None if args.skip_folder_check else check_hub_folder
+        write_hub_folder(output_dir, model, model_card_inputs(args, output_dir), check=check)
+        return publish_if_asked(output_dir, args)
 
     return run_conversion(convert)
 

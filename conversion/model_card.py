@@ -1,17 +1,27 @@
-"""The README.md model card written next to a converted XViT checkpoint."""
+"""The model card (README.md) of every folder the package writes.
+
+`render_model_card(config, ModelCardInputs(...))` returns the card: Hub metadata (library, pipeline tag, license,
+tags, data sets, base model, widget examples and a `model-index` with the results), built and read back with
+`huggingface_hub`'s ModelCard classes, then a body saying what the model is, how it was made, what it is for, how well
+it does, how to use it (pipeline, AutoModel, multi-view evaluation, Inference Endpoints) and the citation.
+
+Results come from the authors' publication for converted checkpoints (`reported_results`) or from a training run's
+`all_results.json` (`results_from_all_results`, keys in `ALL_RESULTS_KEYS`).
+"""
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_xvit import XViTConfig
 
-# Top-1 / top-5 accuracy the authors report for the released checkpoints (paper and official repository).
-PUBLISHED_RESULTS = {
-    "kinetics600": (
-        "Kinetics-600",
-        [("3 spatial x 1 temporal", "84.51", "96.26"), ("3 spatial x 2 temporal", "84.71", "96.39")],
-    ),
-    "ssv2": ("Something-Something-v2", [("32 x 2 (as listed by the authors)", "67.19", "91.00")]),
-}
-DATASET_NAMES = {"kinetics400": "Kinetics-400", "kinetics600": "Kinetics-600", "ssv2": "Something-Something-v2"}
-
+PAPER_URL = "https://arxiv.org/abs/2106.05968"
+ORIGINAL_CODE_URL = "https://github.com/1adrianb/video-transformers"
 CITATION = """@inproceedings{bulat2021space,
   title     = {Space-time Mixing Attention for Video Transformer},
   author    = {Bulat, Adrian and Perez-Rua, Juan-Manuel and Sudhakaran, Swathikiran and Martinez, Brais and
@@ -20,85 +30,343 @@ CITATION = """@inproceedings{bulat2021space,
   year      = {2021}
 }"""
 
+# Short data-set names used across the package (label sets, converters) -> (Hub data-set id, display name).
+DATASETS = {
+    "kinetics400": ("kinetics-400", "Kinetics-400"),
+    "kinetics600": ("kinetics-600", "Kinetics-600"),
+    "ssv2": ("something-something-v2", "Something-Something-v2"),
+}
+# Kinetics clips that the Hub's documentation uses for video classification; shown as the widget's examples.
+DEFAULT_WIDGET = (
+    {
+        "src": "https://huggingface.co/datasets/nateraw/kinetics-mini/resolve/main/val/archery/-Qz25rXdMjE_000014_000024.mp4",
+        "example_title": "Archery",
+    },
+    {
+        "src": "https://huggingface.co/datasets/nateraw/kinetics-mini/resolve/main/val/bowling/-WH-lxmGJVY_000005_000015.mp4",
+        "example_title": "Bowling",
+    },
+)
 
-def _results_section(dataset: str, config: XViTConfig) -> str:
-    # The published figures belong to the released 16-frame ViT-B/16 models only.
+
+@dataclass(frozen=True)
+class CardResult:
+    """Top-1 (and top-5) accuracy in percent under one test protocol."""
+
+    top1: float
+    top5: float | None
+    views: str  # the test views in words, e.g. "3 spatial x 2 temporal"
+    num_temporal_views: int | None = None
+    num_spatial_crops: int | None = None
+    reported_by_authors: bool = False  # True: the authors' published figure, not measured on these weights
+    split: str = "validation"
+
+
+@dataclass
+class ModelCardInputs:
+    """What the card says beyond the model's config.
+
+    Args:
+        origin: how the weights were made, one Markdown paragraph ("Converted from ...", "Fine-tuned from ...").
+        model_id: the Hub id (or folder) used in the usage examples.
+        command: the exact command that made the folder, shown as a shell block.
+        dataset: the training data: a short name of `DATASETS` (kinetics400, kinetics600, ssv2) or any name.
+        base_model: the Hub id of the model these weights start from (a fine-tuned or converted model's parent).
+        results: accuracy figures for the results table and the `model-index`.
+        recipe: training hyper-parameters, shown as a table.
+        intended_use: replaces the default paragraph on what the model is for.
+        license, tags, widget: Hub metadata; `tags` are added to video-classification, xvit and custom_code.
+    """
+
+    origin: str
+    model_id: str = "."
+    command: str | None = None
+    dataset: str | None = None
+    base_model: str | None = None
+    results: Sequence[CardResult] = ()
+    recipe: Mapping[str, Any] | None = None
+    intended_use: str | None = None
+    license: str = "apache-2.0"
+    tags: Sequence[str] = ()
+    widget: Sequence[Mapping[str, str]] = field(default=DEFAULT_WIDGET)
+
+
+# --- Results ------------------------------------------------------------------------------------------------------
+
+# Top-1 / top-5 accuracy the authors report for the released checkpoints (paper and official repository).
+PUBLISHED_RESULTS = {
+    "kinetics600": (
+        CardResult(84.51, 96.26, "3 spatial x 1 temporal", 1, 3, reported_by_authors=True),
+        CardResult(84.71, 96.39, "3 spatial x 2 temporal", 2, 3, reported_by_authors=True),
+    ),
+    "ssv2": (CardResult(67.19, 91.00, "32 x 2 (as listed by the authors)", reported_by_authors=True),),
+}
+
+
+def reported_results(dataset: str, config: XViTConfig) -> list[CardResult]:
+    """The published accuracy of a released checkpoint (16-frame ViT-B/16 only); empty for anything else."""
     released = config.num_frames == 16 and config.hidden_size == 768 and config.num_hidden_layers == 12
-    if dataset not in PUBLISHED_RESULTS or not released:
-        return "No accuracy was published for this configuration; evaluate it on your data."
-    name, rows = PUBLISHED_RESULTS[dataset]
-    table = "\n".join(f"| {views} | {top1} | {top5} |" for views, top1, top5 in rows)
-    return (
-        f"Accuracy on the {name} validation set as reported by the authors for the released checkpoint (not"
-        " re-measured after conversion; the converted model reproduces the original's logits):\n\n"
-        f"| test views | top-1 | top-5 |\n|---|---|---|\n{table}"
+    return list(PUBLISHED_RESULTS.get(dataset, ())) if released else []
+
+
+# Keys a training run writes to `all_results.json` (Trainer's `save_metrics`), accuracies as fractions in [0, 1]:
+# single-view evaluation (one centre clip) under Trainer's default prefix `eval_`, multi-view evaluation under
+# `eval_multiview_` (`trainer.evaluate(metric_key_prefix="eval_multiview")`) with the views it used.
+ALL_RESULTS_KEYS = {
+    "single_view": ("eval_top1_accuracy", "eval_top5_accuracy"),
+    "multi_view": ("eval_multiview_top1_accuracy", "eval_multiview_top5_accuracy"),
+    "multi_view_counts": ("eval_multiview_num_temporal_views", "eval_multiview_num_spatial_crops"),
+}
+
+
+def _percent(metrics: Mapping[str, Any], key: str, source: str) -> float | None:
+    value = metrics.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{source}: {key} should be an accuracy between 0 and 1, got {value!r}.")
+    return round(100 * value, 2)
+
+
+def _view_count(metrics: Mapping[str, Any], key: str, source: str) -> int:
+    value = metrics.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{source}: {key} should be a positive integer (the views of the evaluation), got {value!r}.")
+    return value
+
+
+def results_from_all_results(all_results: str | os.PathLike | Mapping[str, Any], split: str = "validation"):
+    """The accuracy figures of a training run, from its `all_results.json` (a path or the loaded mapping).
+
+    Reads the keys of `ALL_RESULTS_KEYS`; a protocol whose top-1 key is absent is left out.
+    """
+    source = "all_results" if isinstance(all_results, Mapping) else str(all_results)
+    metrics = all_results if isinstance(all_results, Mapping) else json.loads(Path(all_results).read_text("utf-8"))
+    results = []
+    top1, top5 = (_percent(metrics, key, source) for key in ALL_RESULTS_KEYS["single_view"])
+    if top1 is not None:
+        results.append(CardResult(top1, top5, "1 clip, centre crop", 1, 1, split=split))
+    top1, top5 = (_percent(metrics, key, source) for key in ALL_RESULTS_KEYS["multi_view"])
+    if top1 is not None:
+        temporal, spatial = (_view_count(metrics, key, source) for key in ALL_RESULTS_KEYS["multi_view_counts"])
+        results.append(
+            CardResult(top1, top5, f"{spatial} spatial x {temporal} temporal", temporal, spatial, split=split)
+        )
+    return results
+
+
+def _eval_results(results: Sequence[CardResult], dataset_id: str, dataset_name: str) -> list[EvalResult]:
+    evals = []
+    for result in results:
+        source = (
+            {"source_name": "Bulat et al., NeurIPS 2021 (reported by the authors)", "source_url": ORIGINAL_CODE_URL}
+            if result.reported_by_authors
+            else {}
+        )
+        views = {
+            name: value
+            for name, value in (
+                ("num_temporal_views", result.num_temporal_views),
+                ("num_spatial_crops", result.num_spatial_crops),
+            )
+            if value is not None
+        }
+        for top_k, value in ((1, result.top1), (5, result.top5)):
+            if value is None:
+                continue
+            evals.append(
+                EvalResult(
+                    task_type="video-classification",
+                    task_name="Video Classification",
+                    dataset_type=dataset_id,
+                    dataset_name=dataset_name,
+                    dataset_split=result.split,
+                    metric_type="accuracy",
+                    metric_name=f"Top-{top_k} accuracy ({result.views})",
+                    metric_value=value,
+                    metric_args={"top_k": top_k, **views},
+                    verified=False,
+                    **source,
+                )
+            )
+    return evals
+
+
+# --- The card -----------------------------------------------------------------------------------------------------
+
+
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
+
+
+def _dataset_names(dataset: str | None) -> tuple[str, str] | None:
+    if dataset is None:
+        return None
+    return DATASETS.get(dataset, (dataset, dataset))
+
+
+def _title(config: XViTConfig, dataset_name: str | None) -> str:
+    return f"XViT, {config.num_frames} frames" + (f", {dataset_name}" if dataset_name else "")
+
+
+def _metadata(config: XViTConfig, inputs: ModelCardInputs) -> ModelCardData:
+    names = _dataset_names(inputs.dataset)
+    evals = _eval_results(inputs.results, *names) if names else []
+    if inputs.results and not names:
+        raise ValueError("Results need the data set they were measured on: set ModelCardInputs.dataset.")
+    return ModelCardData(
+        library_name="transformers",
+        pipeline_tag="video-classification",
+        license=inputs.license,
+        tags=list(dict.fromkeys(["video-classification", "xvit", "custom_code", *inputs.tags])),
+        datasets=[names[0]] if names else None,
+        base_model=inputs.base_model,
+        model_name=_title(config, names[1] if names else None),
+        eval_results=evals or None,
+        widget=[dict(example) for example in inputs.widget],
     )
 
 
-def render_model_card(
-    config: XViTConfig, dataset: str, checkpoint_name: str, max_difference: float | None, model_id: str = "."
-) -> str:
-    """Markdown with Hub metadata: what the model is, where it comes from, its published accuracy, usage, citation."""
-    dataset_name = DATASET_NAMES.get(dataset, dataset)
+def _format_percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _results_section(inputs: ModelCardInputs, dataset_name: str | None) -> str:
+    if not inputs.results:
+        return "No accuracy has been measured for these weights; evaluate them on your data."
+    rows = "\n".join(
+        f"| {result.views} | {result.split} | {result.top1:.2f} | {_format_percent(result.top5)} |"
+        for result in inputs.results
+    )
+    if all(result.reported_by_authors for result in inputs.results):
+        where = (
+            f"Accuracy on {dataset_name} as reported by the authors for the released checkpoint (not re-measured"
+            " after conversion; the converter is tested to reproduce the original's logits to 1e-4):"
+        )
+    else:
+        where = f"Accuracy on {dataset_name}, measured by the training run that produced these weights:"
+    return f"{where}\n\n| test views | split | top-1 | top-5 |\n|---|---|---|---|\n{rows}"
+
+
+def _made_section(inputs: ModelCardInputs) -> str:
+    parts = [inputs.origin]
+    if inputs.command:
+        parts.append(f"```bash\n{inputs.command}\n```")
+    if inputs.recipe:
+        rows = "\n".join(f"| {name} | {value} |" for name, value in inputs.recipe.items())
+        parts.append(f"| setting | value |\n|---|---|\n{rows}")
+    return "\n\n".join(parts)
+
+
+def _architecture(config: XViTConfig) -> str:
     mixing = (
-        f"space-time mixing of keys and values in layers {list(config.space_time_mixing_layers)}, "
-        f"{config.space_time_mixing_channels} of {config.hidden_size} channels taken from each neighbouring frame, "
-        f"within segments of {config.space_time_mixing_segment_length} frames"
+        f"space-time mixing in layers {list(config.space_time_mixing_layers)} (the keys and values of each frame take"
+        f" {config.space_time_mixing_channels} of {config.hidden_size} channels from each neighbouring frame, within"
+        f" segments of {_count(config.space_time_mixing_segment_length, 'frame')})"
         if config.space_time_mixing_layers
         else "no space-time mixing"
     )
-    check = (
-        f"`--verify` compared it with a re-implementation of the original forward pass on a random clip: max |logit"
-        f" difference| {max_difference:.2g}."
-        if max_difference is not None
-        else "It was converted without `--verify`."
+    if config.temporal_aggregation == "attention":
+        head = (
+            f"a temporal-attention head ({_count(config.temporal_attention_num_layers, 'layer')},"
+            f" {_count(config.temporal_attention_num_heads, 'head')}) over the per-frame CLS features"
+        )
+    else:
+        head = "the mean of the per-frame CLS features"
+    return (
+        f"A ViT backbone ({_count(config.num_hidden_layers, 'layer')}, hidden size {config.hidden_size},"
+        f" {_count(config.num_attention_heads, 'head')}, patch {config.patch_size}) applied to every frame, with"
+        f" {mixing}; {_count(config.num_temporal_embeddings, 'temporal embedding')}; {head}; then the classifier."
+        " The cost is that of the image ViT on every frame: space-time mixing only moves channels."
     )
-    return f"""---
-license: apache-2.0
-library_name: transformers
-pipeline_tag: video-classification
-tags:
-- video-classification
-- xvit
-- custom_code
----
 
-# XViT, {config.num_frames} frames, {dataset_name}
 
-XViT ("Space-time Mixing Attention for Video Transformer", Bulat et al., NeurIPS 2021) classifies
-{config.num_frames}-frame clips of {config.image_size} x {config.image_size} pixels into {config.num_labels}
-{dataset_name} classes. This is `{checkpoint_name}` from the official release
-(github.com/1adrianb/video-transformers, Apache-2.0), converted to Transformers. {check}
+def _default_intended_use(config: XViTConfig, dataset_name: str | None) -> str:
+    classes = f"the {config.num_labels} classes of {dataset_name}" if dataset_name else f"{config.num_labels} classes"
+    return (
+        f"Classifying short video clips into {classes}, or as a starting point for fine-tuning on other video data."
+        " The model sees one clip of"
+        f" {config.num_frames} frames at {config.image_size} x {config.image_size} pixels per view; long videos are"
+        " summarised by the few clips the processor samples. Its predictions carry the biases of its training data"
+        " (web videos of a fixed list of actions); do not use it to make decisions about people."
+    )
 
-Architecture: a ViT backbone ({config.num_hidden_layers} layers, hidden size {config.hidden_size},
-{config.num_attention_heads} heads, patch {config.patch_size}) applied to every frame, with {mixing};
-{config.num_temporal_embeddings} temporal embeddings; a {config.temporal_attention_num_layers}-layer temporal-attention
-head over the per-frame CLS features; an MLP classifier.
+
+def _body(config: XViTConfig, inputs: ModelCardInputs) -> str:
+    names = _dataset_names(inputs.dataset)
+    dataset_name = names[1] if names else None
+    model_id = inputs.model_id
+    return f"""# {_title(config, dataset_name)}
+
+XViT ("Space-time Mixing Attention for Video Transformer", Bulat et al., NeurIPS 2021, [paper]({PAPER_URL}))
+classifies {config.num_frames}-frame clips of {config.image_size} x {config.image_size} pixels into
+{_count(config.num_labels, "class", "classes")}. It runs an image ViT on every frame and lets attention see the
+neighbouring frames by mixing a slice of their keys and values, at the cost of the per-frame ViT.
+
+## How it was made
+
+{_made_section(inputs)}
+
+## Intended use and limitations
+
+{inputs.intended_use or _default_intended_use(config, dataset_name)}
 
 ## Results
 
-{_results_section(dataset, config)}
+{_results_section(inputs, dataset_name)}
 
 ## Usage
 
-The code lives in this repository (`trust_remote_code=True`); `video_preprocessor_config.json` reproduces the
-original frame sampling, resizing, cropping and normalisation with one centre view per video. The published figures
-average several views: pass `num_spatial_crops=3` (and `num_temporal_views`) to the processor and fold the scores
-with `processor.average_view_scores(logits)`.
+The code lives in this repository (`trust_remote_code=True`); `video_preprocessor_config.json` holds the frame
+sampling, resizing, cropping and normalisation the model expects, with one centre clip per video.
 
 ```python
+from transformers import pipeline
+
+classifier = pipeline("video-classification", model="{model_id}", trust_remote_code=True)
+print(classifier("video.mp4", top_k=5))
+```
+
+```python
+import torch
 from transformers import AutoModelForVideoClassification, AutoVideoProcessor
 
 processor = AutoVideoProcessor.from_pretrained("{model_id}", trust_remote_code=True)
-model = AutoModelForVideoClassification.from_pretrained("{model_id}", trust_remote_code=True)
-inputs = processor("video.mp4", return_tensors="pt")
-predicted = model(**inputs).logits.argmax(-1).item()
+model = AutoModelForVideoClassification.from_pretrained("{model_id}", trust_remote_code=True).eval()
+inputs = processor("video.mp4", return_tensors="pt")  # pixel_values: (1, {config.num_frames}, 3, H, W)
+with torch.no_grad():
+    predicted = model(**inputs).logits.argmax(-1).item()
 print(model.config.id2label[predicted])
 ```
 
+### Multi-view evaluation
+
+Published video accuracies average several views per video. Ask the processor for them and fold the scores back to
+one prediction per video:
+
+```python
+inputs = processor("video.mp4", num_temporal_views=2, num_spatial_crops=3, return_tensors="pt")  # 6 clips
+with torch.no_grad():
+    probabilities = processor.average_view_scores(model(**inputs).logits)  # (1, num_labels)
+```
+
+### Inference Endpoints
+
+`handler.py` serves the model on a custom Inference Endpoint. Send a base64-encoded video or an http(s) URL:
+
+```json
+{{"inputs": "https://example.com/video.mp4", "parameters": {{"top_k": 5, "num_spatial_crops": 3}}}}
+```
+
+and get `[{{"label": ..., "score": ...}}, ...]`, best first.
+
+## Architecture
+
+{_architecture(config)}
+
 ## License
 
-Apache-2.0, as the original code and weights.
+{inputs.license}; the original code and weights are Apache-2.0 ({ORIGINAL_CODE_URL}).
 
 ## Citation
 
@@ -106,3 +374,14 @@ Apache-2.0, as the original code and weights.
 {CITATION}
 ```
 """
+
+
+def render_model_card(config: XViTConfig, inputs: ModelCardInputs) -> str:
+    """The card's text. The metadata is built with `ModelCardData` and read back with `ModelCard`, which raises
+    `ValueError` for metadata the Hub would reject (a malformed model-index, for example)."""
+    metadata = _metadata(config, inputs)
+    text = f"---\n{metadata.to_yaml()}\n---\n\n{_body(config, inputs)}"
+    card = ModelCard(text, ignore_metadata_errors=False)
+    if len(card.data.eval_results or []) != len(metadata.eval_results or []):
+        raise ValueError("The model-index of the card does not read back as the results it was made from.")
+    return text

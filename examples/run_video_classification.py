@@ -49,6 +49,7 @@ from transformers import (  # noqa: E402
 )
 from transformers.trainer_utils import PredictionOutput, get_last_checkpoint, set_seed  # noqa: E402
 
+from conversion.model_folder import default_video_processor  # noqa: E402
 from examples.training_curve import write_training_curve  # noqa: E402
 from examples.video_collator import VideoClassificationCollator, clip_mixing  # noqa: E402
 from examples.video_data import (  # noqa: E402
@@ -216,13 +217,11 @@ def build_model(model_args: ModelArguments, label_names: list[str]) -> XViTForVi
 
 
 def video_processor_for(config: XViTConfig) -> XViTVideoProcessor:
-    """The original's pipeline at the config's frame size and clip length: short side and crop `image_size`, training
-    scale jitter 256-320 scaled by `image_size / 224`."""
-    size = config.image_size
-    jitter = [round(size * 256 / 224), round(size * 320 / 224)]
-    return XViTVideoProcessor(
-        size={"shortest_edge": size}, crop_size=size, num_frames=config.num_frames, scale_jitter=jitter
-    )
+    """The original's pipeline at the config's frame size and clip length (`default_video_processor`), with the
+    training scale jitter 256-320 scaled by `image_size / 224`."""
+    processor = default_video_processor(config)
+    processor.scale_jitter = [round(config.image_size * 256 / 224), round(config.image_size * 320 / 224)]
+    return processor
 
 
 def build_video_processor(model_args: ModelArguments, config: XViTConfig) -> XViTVideoProcessor:
@@ -290,6 +289,16 @@ def check_processing(processor: XViTVideoProcessor, processing: dict[str, Any]) 
         raise ValueError(f"The video processor refuses the options {processing}: {error}") from error
 
 
+def view_counts(prefix: str, data_args: DataArguments) -> dict[str, Any]:
+    """The views of a multi-view evaluation: `"2x3"` (temporal x spatial) and each count (read by the model card)."""
+    temporal, spatial = data_args.eval_num_temporal_views, data_args.eval_num_spatial_crops
+    return {
+        f"{prefix}_num_views": f"{temporal}x{spatial}",
+        f"{prefix}_num_temporal_views": temporal,
+        f"{prefix}_num_spatial_crops": spatial,
+    }
+
+
 def top_k_metrics(eval_prediction: EvalPrediction, metric) -> dict[str, float]:
     """Top-1 and top-5 accuracy; rows with a negative label are padding added by distributed gathering."""
     labels = np.asarray(eval_prediction.label_ids)[:, 0]
@@ -346,7 +355,9 @@ def push_model_folder(folder: str | os.PathLike, training_args: TrainingArgument
             staging,
             training_args.hub_model_id or Path(training_args.output_dir).name,
             private=bool(training_args.hub_private_repo),
+            revision=training_args.hub_revision,
             commit_message="XViT trained with examples/run_video_classification.py",
+            token=training_args.hub_token,
         )
 
 
@@ -442,9 +453,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
         metrics = trainer.evaluate()
         if "validation_multiview" in rows:
             metrics.update(trainer.evaluate(rows["validation_multiview"], metric_key_prefix="eval_multiview"))
-            metrics["eval_multiview_num_views"] = (
-                f"{data_args.eval_num_temporal_views}x{data_args.eval_num_spatial_crops}"
-            )
+            metrics.update(view_counts("eval_multiview", data_args))
         results.update(_report(trainer, "eval", metrics))
     if training_args.do_predict:
         results.update(_predict(trainer, rows, data_args, label_names, output_dir))
@@ -463,7 +472,7 @@ def _predict(trainer, rows: dict, data_args: DataArguments, label_names: list[st
     if "test_multiview" in rows:
         output = trainer.predict(rows["test_multiview"], metric_key_prefix="test_multiview")
         metrics.update(output.metrics)
-        metrics["test_multiview_num_views"] = f"{data_args.eval_num_temporal_views}x{data_args.eval_num_spatial_crops}"
+        metrics.update(view_counts("test_multiview", data_args))
         probabilities = True
     if trainer.is_world_process_zero():
         if isinstance(rows["test"], VideoRows):

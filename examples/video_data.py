@@ -32,8 +32,7 @@ import torch
 from datasets import ClassLabel, Video
 from datasets.distributed import split_dataset_by_node
 
-# TODO(coordinator): `load_labels` moves to `conversion/model_folder.py` with the other folder-writing helpers.
-from conversion.convert_original_xvit import load_labels
+from conversion.model_folder import load_labels
 
 SPLITS = ("train", "validation", "test")
 LIST_BUILDERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "json", ".tar": "webdataset"}

@@ -10,7 +10,10 @@ script use the same rules.
   middle, the start or the end of every segment.
 - `"dense"` sampling (the original's Kinetics loader): a clip spans `num_frames * sampling_rate` frames at
   `target_fps`; training starts it at a random frame, the test views start at `num_clips` evenly spaced positions
-  (`delta * view / num_clips`, so a single view starts at the first frame, as in the original).
+  (`delta * view / num_clips`, so a single view starts at the first frame, as in the original). The frames inside the
+  clip are placed with a float32 `torch.linspace` and truncated, exactly as the original does: float64 arithmetic
+  truncates a few exact-integer ties the other way (one frame off on about 0.2 % of the indices of 3-view testing at
+  25 fps).
 
 Indices are always clamped to `[0, total_num_frames - 1]`: a video shorter than the clip is padded by repeating frames,
 exactly as the original does. A video with one frame gives a clip of that frame repeated.
@@ -19,6 +22,8 @@ exactly as the original does. A video with one frame gives a clip of that frame 
 import math
 import random
 from typing import Literal
+
+import torch
 
 SAMPLING_STRATEGIES = ("segment", "dense")
 SEGMENT_TEST_VIEWS = ("middle", "start", "end")
@@ -90,7 +95,8 @@ def dense_indices(
     delta = max(total_num_frames - clip_span, 0)
     start = (rng or random).uniform(0, delta) if view is None else delta * view / num_clips
     end = start + clip_span - 1
-    return [_clamp(int(position), total_num_frames) for position in _linspace(start, end, num_frames)]
+    positions = torch.linspace(start, end, num_frames, dtype=torch.float32)
+    return positions.clamp(0, total_num_frames - 1).long().tolist()
 
 
 def sample_clip_indices(
@@ -137,10 +143,16 @@ def sample_clip_indices(
 
 
 def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(height, width) after scaling the shorter side to `short_side` and keeping the aspect ratio (floor)."""
+    """
+    (height, width) after scaling the shorter side to `short_side` and keeping the aspect ratio, rounded as the
+    original: the long side is `floor(long / short * short_side)`, and a frame whose short side is already
+    `short_side` keeps its size.
+    """
+    if min(height, width) == short_side:
+        return height, width
     if height <= width:
-        return short_side, int(width * short_side / height)
-    return int(height * short_side / width), short_side
+        return short_side, math.floor(width / height * short_side)
+    return math.floor(height / width * short_side), short_side
 
 
 def spatial_crop_boxes(
@@ -178,17 +190,6 @@ def _crop_box(height: int, width: int, crop_height: int, crop_width: int, positi
     if height > width:
         return (0 if position == "start" else height - crop_height), left
     return top, (0 if position == "start" else width - crop_width)
-
-
-def _linspace(start: float, end: float, num: int) -> list[float]:
-    if num == 1:
-        return [start]
-    step = (end - start) / (num - 1)
-    return [start + step * i for i in range(num)]
-
-
-def _clamp(index: int, total_num_frames: int) -> int:
-    return min(max(index, 0), total_num_frames - 1)
 
 
 def _check_counts(total_num_frames: int, num_frames: int) -> None:

@@ -7,6 +7,7 @@ CLS features (temporal attention) turns them into one video embedding. Optional 
 compact view of all frames of the clip.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,9 +18,13 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
-from transformers.utils import ModelOutput, can_return_tuple, torch_int
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, can_return_tuple, logging, torch_int
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_xvit import XViTConfig
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -32,11 +37,12 @@ class XViTModelOutput(ModelOutput):
     frame_features (`torch.FloatTensor` of shape `(batch_size, num_frames, hidden_size)`):
         The per-frame CLS features that the temporal aggregation consumes.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-        The embedding output and the output of every backbone layer, each shaped like `last_hidden_state`.
+        The embedding output and the output of every backbone layer (before the final layer norm), each shaped like
+        `last_hidden_state`. They are the tensors the forward pass goes on with: gradients reach them.
     attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
         Attention probabilities of every backbone layer, each of shape
         `(batch_size, num_frames, num_heads, num_patches + 1, num_keys)`, where `num_keys` is `num_patches + 1`, plus
-        `num_frames` in layers with summary tokens (the summary tokens come last).
+        `num_frames` in layers with summary tokens (the summary tokens come last). Gradients reach them too.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -139,15 +145,18 @@ def eager_attention_forward(
     attention_mask: torch.Tensor | None,
     scaling: float,
     dropout: float = 0.0,
-    **kwargs,
+    **kwargs: Unpack[TransformersKwargs],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax attention; inputs `(batch, heads, tokens, head_dim)`, output `(batch, tokens, heads, head_dim)`."""
-    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    """
+    Softmax attention on inputs `(..., heads, tokens, head_dim)` with any leading dimensions; returns the output
+    `(..., tokens, heads, head_dim)` and the attention probabilities `(..., heads, tokens, keys)`.
+    """
+    attn_weights = torch.matmul(query, key.transpose(-2, -1)) * scaling
     if attention_mask is not None:
         attn_weights = attn_weights + attention_mask
     attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
-    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    attn_output = torch.matmul(attn_weights, value).transpose(-3, -2).contiguous()
     return attn_output, attn_weights
 
 
@@ -201,7 +210,8 @@ class XViTEmbeddings(nn.Module):
         return self.temporal_embeddings.repeat(1, num_frames // num_embeddings, 1, 1)
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
-        """`(batch, frames, channels, height, width)` -> `(batch, frames, num_patches + 1, hidden_size)`."""
+        """`(batch, frames, channels, height, width)` -> `(batch, frames * (num_patches + 1), hidden_size)`,
+        frame-major: frame 0's CLS token and patches, then frame 1's, ..."""
         batch_size, num_frames, num_channels, height, width = pixel_values.shape
         embeddings = self.patch_embeddings(pixel_values.reshape(-1, num_channels, height, width))
         cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)
@@ -212,27 +222,17 @@ class XViTEmbeddings(nn.Module):
             embeddings = embeddings + self.position_embeddings
         embeddings = self.dropout(embeddings)
         embeddings = embeddings.view(batch_size, num_frames, *embeddings.shape[1:])
-        return embeddings + self.temporal_embedding(num_frames)
+        return (embeddings + self.temporal_embedding(num_frames)).flatten(1, 2)
 
 
 class XViTAttention(nn.Module):
     """
-    Multi-head self-attention over the tokens of each frame (or, in the temporal-attention head, over the frames).
-
-    In layers with space-time mixing, the keys and values (never the queries) are mixed across neighbouring frames
-    before attention; in layers with summary tokens, each frame's keys and values are extended with one summary
-    token per frame of the clip. Attention runs through the Transformers attention interface (eager, sdpa, flash,
-    flex).
+    Multi-head self-attention through the Transformers attention interface (eager, sdpa, flash, flex). As it is, it
+    is the temporal-attention head's attention over the frames; [`XViTSpaceTimeMixingAttention`] builds the
+    backbone's on it.
     """
 
-    def __init__(
-        self,
-        config: XViTConfig,
-        num_attention_heads: int,
-        qkv_bias: bool,
-        mixing_channels: int = 0,
-        uses_summary_token: bool = False,
-    ):
+    def __init__(self, config: XViTConfig, num_attention_heads: int, qkv_bias: bool):
         super().__init__()
         self.config = config
         hidden_size = config.hidden_size
@@ -241,12 +241,90 @@ class XViTAttention(nn.Module):
         self.scaling = self.head_dim**-0.5
         self.attention_dropout = config.attention_probs_dropout_prob
         self.is_causal = False
-        self.mixing_channels = mixing_channels
-        self.uses_summary_token = uses_summary_token
         self.q_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
         self.k_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
         self.v_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
         self.o_proj = nn.Linear(hidden_size, hidden_size)
+
+    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
+        """`(..., tokens, hidden)` -> `(..., heads, tokens, head_dim)`."""
+        return states.unflatten(-1, (self.num_attention_heads, self.head_dim)).transpose(-3, -2)
+
+    def _attend(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        output_attentions: bool = False,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Attention of `query` over `key` and `value`, each `(..., heads, tokens, head_dim)`. Returns the output
+        `(..., tokens, heads, head_dim)` and the attention probabilities `(..., heads, tokens, keys)`, or `None` where
+        the kernel does not compute them.
+
+        Only eager attention returns the probabilities, so a call that asks for them runs eager attention whatever
+        the configured implementation. Eager attention keeps the leading dimensions, so the probabilities it returns
+        are the very tensor that weights the values (they stay in the autograd graph) and already have their
+        documented shape; the fused kernels take `(batch, heads, tokens, head_dim)`, so the leading dimensions are
+        flattened for them.
+        """
+        attention_interface = eager_attention_forward if output_attentions else self._attention_interface(query)
+        if attention_interface is not eager_attention_forward:
+            query, key, value = (states.flatten(0, -4) for states in (query, key, value))
+        return attention_interface(
+            self,
+            query,
+            key,
+            value,
+            None,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+
+    def _attention_interface(self, query: torch.Tensor) -> Callable:
+        implementation = self.config._attn_implementation
+        if implementation == "flex_attention" and query.requires_grad and query.device.type == "cpu":
+            # torch's flex attention has no backward on the CPU and refuses, from the forward call, any input that
+            # requires grad: even a model in eval() outside torch.no_grad(). sdpa computes the same attention.
+            logger.warning_once(
+                "flex_attention has no backward pass on the CPU, so calls that record gradients run with sdpa "
+                "attention (the same result); run inference under torch.no_grad() to use flex_attention."
+            )
+            implementation = "sdpa"
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+
+    def forward(
+        self, hidden_states: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Args:
+            hidden_states (`torch.Tensor` of shape `(batch_size, num_tokens, hidden_size)`).
+
+        Returns:
+            The attention output, shaped like `hidden_states`, and the attention probabilities
+            `(batch_size, heads, num_tokens, num_tokens)` when the call ran eager attention (else `None`).
+        """
+        query, key, value = (
+            self._split_heads(proj(hidden_states)) for proj in (self.q_proj, self.k_proj, self.v_proj)
+        )
+        attn_output, attn_weights = self._attend(query, key, value, **kwargs)
+        return self.o_proj(attn_output.reshape(hidden_states.shape)), attn_weights
+
+
+class XViTSpaceTimeMixingAttention(XViTAttention):
+    """
+    The backbone's attention: multi-head self-attention over the tokens of each frame, whose keys and values (never
+    the queries) are mixed across neighbouring frames in layers with space-time mixing, and extended with one summary
+    token per frame of the clip in layers with summary tokens.
+    """
+
+    def __init__(self, config: XViTConfig, layer_idx: int):
+        super().__init__(config, config.num_attention_heads, config.qkv_bias)
+        mixes = layer_idx in config.space_time_mixing_layers
+        self.mixing_channels = config.space_time_mixing_channels if mixes else 0
+        self.uses_summary_token = layer_idx in config.summary_token_layers
 
     def _mix_keys_or_values(self, states: torch.Tensor) -> torch.Tensor:
         """`(batch, frames, tokens, hidden)` -> the same, space-time mixed and with summary tokens where configured."""
@@ -254,45 +332,26 @@ class XViTAttention(nn.Module):
         states = space_time_mixing(states, self.config.space_time_mixing_segment_length, self.mixing_channels)
         return states if summary is None else torch.cat([states, summary], dim=2)
 
-    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
-        """`(..., tokens, hidden)` -> `(prod(...), heads, tokens, head_dim)`."""
-        return states.reshape(-1, states.shape[-2], self.num_attention_heads, self.head_dim).transpose(1, 2)
-
     def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False
+        self, hidden_states: torch.Tensor, num_frames: int, **kwargs: Unpack[TransformersKwargs]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
         Args:
-            hidden_states (`torch.Tensor` of shape `(batch_size, num_frames, num_tokens, hidden_size)`, or
-                `(batch_size, num_tokens, hidden_size)` when neither mixing nor summary tokens are used).
+            hidden_states (`torch.Tensor` of shape `(batch_size, num_frames * num_tokens, hidden_size)`), frame-major.
+            num_frames (`int`): frames in the clip.
 
         Returns:
             The attention output, shaped like `hidden_states`, and the attention probabilities
-            `(batch_size * num_frames, heads, num_tokens, num_keys)` when `output_attentions` (else `None`).
+            `(batch_size, num_frames, heads, num_tokens, num_keys)` when the call ran eager attention (else `None`).
         """
-        input_shape = hidden_states.shape
-        query = self.q_proj(hidden_states)
-        key = self.k_proj(hidden_states)
-        value = self.v_proj(hidden_states)
+        frames = hidden_states.unflatten(1, (num_frames, -1))  # (batch, frames, tokens, hidden): a view
+        query = self.q_proj(frames)
+        key, value = self.k_proj(frames), self.v_proj(frames)
         if self.mixing_channels or self.uses_summary_token:
             key, value = self._mix_keys_or_values(key), self._mix_keys_or_values(value)
-
-        attention_interface: Callable = eager_attention_forward
-        if not output_attentions:  # only eager attention returns the probabilities
-            attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
-                self.config._attn_implementation, eager_attention_forward
-            )
-        attn_output, attn_weights = attention_interface(
-            self,
-            self._split_heads(query),
-            self._split_heads(key),
-            self._split_heads(value),
-            None,
-            dropout=self.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
-        attn_output = self.o_proj(attn_output.reshape(input_shape))
-        return attn_output, attn_weights if output_attentions else None
+        query, key, value = (self._split_heads(states) for states in (query, key, value))
+        attn_output, attn_weights = self._attend(query, key, value, **kwargs)
+        return self.o_proj(attn_output.reshape(hidden_states.shape)), attn_weights
 
 
 class XViTMLP(nn.Module):
@@ -314,12 +373,14 @@ class XViTDropPath(nn.Module):
         self.drop_prob = drop_prob
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
+        if not self.training:
             return hidden_states
         keep_prob = 1 - self.drop_prob
         mask_shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
         mask = hidden_states.new_empty(mask_shape).bernoulli_(keep_prob)
-        return hidden_states * mask / keep_prob
+        if keep_prob > 0:  # at rate 1 every branch is dropped: zeros, not 0 / 0
+            mask.div_(keep_prob)
+        return hidden_states * mask
 
 
 class XViTLayer(GradientCheckpointingLayer):
@@ -339,29 +400,26 @@ class XViTLayer(GradientCheckpointingLayer):
         self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=layer_norm_eps)
         self.mlp = XViTMLP(config, intermediate_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.drop_path = XViTDropPath(drop_path_rate)
+        self.drop_path = XViTDropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
-    def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attention_output, attn_weights = self.attention(self.layernorm_before(hidden_states), output_attentions)
+    def forward(self, hidden_states: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> torch.Tensor:
+        """`hidden_states` as the attention takes them; the keyword arguments go to the attention."""
+        attention_output, _ = self.attention(self.layernorm_before(hidden_states), **kwargs)
         hidden_states = hidden_states + self.drop_path(self.dropout(attention_output))
         mlp_output = self.mlp(self.layernorm_after(hidden_states))
-        hidden_states = hidden_states + self.drop_path(self.dropout(mlp_output))
-        return hidden_states, attn_weights
+        return hidden_states + self.drop_path(self.dropout(mlp_output))
 
 
-def backbone_layer(config: XViTConfig, layer_idx: int, drop_path_rate: float) -> XViTLayer:
-    """Backbone layer `layer_idx`: a ViT block whose attention mixes space and time where the config says so."""
-    mixes = layer_idx in config.space_time_mixing_layers
-    attention = XViTAttention(
-        config,
-        config.num_attention_heads,
-        config.qkv_bias,
-        mixing_channels=config.space_time_mixing_channels if mixes else 0,
-        uses_summary_token=layer_idx in config.summary_token_layers,
-    )
-    return XViTLayer(config, attention, config.intermediate_size, config.layer_norm_eps, drop_path_rate)
+class XViTBackboneLayer(XViTLayer):
+    """
+    Backbone layer `layer_idx`: a ViT block whose attention mixes space and time where the config says so. A class of
+    its own because output recording (`_can_record_outputs`) picks modules by class: the backbone's layers give
+    `hidden_states`, the temporal-attention head's (plain `XViTLayer`s) are left out.
+    """
+
+    def __init__(self, config: XViTConfig, layer_idx: int, drop_path_rate: float):
+        attention = XViTSpaceTimeMixingAttention(config, layer_idx)
+        super().__init__(config, attention, config.intermediate_size, config.layer_norm_eps, drop_path_rate)
 
 
 class XViTTemporalAttention(nn.Module):
@@ -388,7 +446,7 @@ class XViTTemporalAttention(nn.Module):
         cls_tokens = self.cls_token.expand(frame_features.shape[0], -1, -1)
         hidden_states = torch.cat((cls_tokens, frame_features), dim=1)
         for layer in self.layers:
-            hidden_states, _ = layer(hidden_states)
+            hidden_states = layer(hidden_states)
         return hidden_states[:, 0]
 
 
@@ -415,6 +473,8 @@ class XViTClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden_states))
 
 
+# A saved folder names both model classes in `auto_map`, so that `AutoModel` as well as
+# `AutoModelForVideoClassification` load it as remote code (save_pretrained names only the saved class).
 REMOTE_CODE_CLASSES = {
     "AutoModel": "modeling_xvit.XViTModel",
     "AutoModelForVideoClassification": "modeling_xvit.XViTForVideoClassification",
@@ -427,17 +487,31 @@ class XViTPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("video",)
     supports_gradient_checkpointing = True
-    _no_split_modules = ["XViTEmbeddings", "XViTLayer"]
+    _no_split_modules = ["XViTEmbeddings", "XViTLayer", "XViTBackboneLayer"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    # Hooks record the outputs of the backbone's classes only, so the temporal-attention head's layers are left out.
+    # (Picking by `OutputRecorder(layer_name=...)` cannot: the name matches a part of the module path, and the head's
+    # `temporal_aggregation.layers.N` contains the backbone's `layers.N`; renaming either would change the weight names
+    # of every saved and converted checkpoint.) The backbone layers take and return the documented
+    # `(batch, frames * tokens, hidden)` shape and its attention returns probabilities
+    # `(batch, frames, heads, tokens, keys)`: the recorded tensors are the ones the forward pass goes on with, so they
+    # are in the autograd graph.
+    _can_record_outputs = {
+        "hidden_states": XViTBackboneLayer,
+        "attentions": XViTSpaceTimeMixingAttention,
+    }
 
-    def post_init(self) -> None:
-        super().post_init()
-        # A saved folder names both classes, so that `AutoModel` as well as `AutoModelForVideoClassification` load it
-        # as remote code (save_pretrained adds only the saved class otherwise).
-        self.config.auto_map = {**REMOTE_CODE_CLASSES, **(getattr(self.config, "auto_map", None) or {})}
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """[`~PreTrainedModel.save_pretrained`]; when the classes are registered as remote code, the saved
+        `config.json` names both model classes in `auto_map` (only the saved class otherwise). Like the rest of
+        `auto_map`, it is written into `self.config` as the folder is saved."""
+        if self.is_remote_code():
+            self.config.auto_map = {**REMOTE_CODE_CLASSES, **(getattr(self.config, "auto_map", None) or {})}
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -458,9 +532,20 @@ class XViTPreTrainedModel(PreTrainedModel):
 def check_pixel_values(pixel_values: torch.Tensor, config: XViTConfig, interpolate_pos_encoding: bool) -> None:
     """Raise a clear error for input that the model cannot take, instead of broadcasting silently."""
     expected = f"(batch_size, num_frames, {config.num_channels}, {config.image_size}, {config.image_size})"
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"`pixel_values` must be a floating-point tensor of normalised pixels, got {pixel_values.dtype}: raw"
+            " frames (integers, booleans) or complex values are not model input; turn videos into `pixel_values` with"
+            " XViTVideoProcessor."
+        )
     if pixel_values.ndim != 5:
         raise ValueError(f"`pixel_values` must have shape {expected}, got {tuple(pixel_values.shape)}.")
-    _, num_frames, num_channels, height, width = pixel_values.shape
+    batch_size, num_frames, num_channels, height, width = pixel_values.shape
+    if batch_size == 0 or num_frames == 0:
+        raise ValueError(
+            f"`pixel_values` holds no clips or clips of no frames (shape {tuple(pixel_values.shape)}); expected at"
+            f" least one clip of at least one frame, shape {expected}."
+        )
     if num_channels != config.num_channels:
         raise ValueError(
             f"`pixel_values` must have {config.num_channels} channels in dimension 2, shape {expected}; "
@@ -503,7 +588,7 @@ class XViTModel(XViTPreTrainedModel):
         self.embeddings = XViTEmbeddings(config)
         drop_path_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers, device="cpu").tolist()
         self.layers = nn.ModuleList(
-            backbone_layer(config, layer_idx, drop_path_rates[layer_idx])
+            XViTBackboneLayer(config, layer_idx, drop_path_rates[layer_idx])
             for layer_idx in range(config.num_hidden_layers)
         )
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -517,14 +602,12 @@ class XViTModel(XViTPreTrainedModel):
     def get_input_embeddings(self) -> XViTPatchEmbeddings:
         return self.embeddings.patch_embeddings
 
-    @can_return_tuple
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         pixel_values: torch.Tensor,
         interpolate_pos_encoding: bool = False,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> XViTModelOutput:
         r"""
         Args:
@@ -533,43 +616,32 @@ class XViTModel(XViTPreTrainedModel):
             interpolate_pos_encoding (`bool`, defaults to `False`):
                 Resize the spatial position embedding for frames of another size than `config.image_size`.
             output_attentions (`bool`, *optional*):
-                Return the attention probabilities of every backbone layer (computed with eager attention).
+                Return the attention probabilities of every backbone layer (that call runs eager attention).
             output_hidden_states (`bool`, *optional*):
                 Return the embedding output and every backbone layer's output.
+            kwargs:
+                Passed on to the backbone's attention function (for example a kernel's options).
 
         Returns:
             [`XViTModelOutput`]; see its docstring for the shapes.
         """
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
         check_pixel_values(pixel_values, self.config, interpolate_pos_encoding)
         pixel_values = pixel_values.to(self.embeddings.patch_embeddings.projection.weight.dtype)
-        batch_size, num_frames = pixel_values.shape[:2]
+        num_frames = pixel_values.shape[1]
 
-        # Hidden states keep the (batch, frames, tokens, hidden) layout: linear layers act on the last axis, and
-        # attention needs the frames apart.
+        # (batch, frames * tokens, hidden), frame-major: linear layers act on the last axis, and attention views the
+        # frames apart. The layers' inputs and outputs are the recorded hidden states.
         hidden_states = self.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
-        all_hidden_states = [hidden_states] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
         for layer in self.layers:
-            hidden_states, attn_weights = layer(hidden_states, output_attentions)
-            if output_hidden_states:
-                all_hidden_states.append(hidden_states)
-            if output_attentions:
-                all_attentions.append(attn_weights.view(batch_size, num_frames, *attn_weights.shape[1:]))
+            hidden_states = layer(hidden_states, num_frames=num_frames, **kwargs)
 
         sequence_output = self.layernorm(hidden_states)
-        frame_features = sequence_output[:, :, 0]
+        frame_features = sequence_output.unflatten(1, (num_frames, -1))[:, :, 0]
+        # The temporal head attends over frames, not tokens: it takes no keyword arguments, as options meant for the
+        # backbone's sequences would not fit its own.
         video_embedding = self.temporal_aggregation(self.frame_dropout(frame_features))
-
         return XViTModelOutput(
-            last_hidden_state=sequence_output.flatten(1, 2),
-            pooler_output=video_embedding,
-            frame_features=frame_features,
-            hidden_states=tuple(state.flatten(1, 2) for state in all_hidden_states) if output_hidden_states else None,
-            attentions=tuple(all_attentions) if output_attentions else None,
+            last_hidden_state=sequence_output, pooler_output=video_embedding, frame_features=frame_features
         )
 
 
@@ -592,9 +664,7 @@ class XViTForVideoClassification(XViTPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> ImageClassifierOutput:
         r"""
         Args:
@@ -604,16 +674,13 @@ class XViTForVideoClassification(XViTPreTrainedModel):
                 `(batch_size, num_labels)` for multi-label classification, *optional*):
                 Targets of the loss, chosen through `config.problem_type` as in every Transformers classifier
                 (regression when `num_labels == 1`, cross-entropy for integer labels, binary cross-entropy otherwise).
+            interpolate_pos_encoding, output_attentions, output_hidden_states, kwargs:
+                As in [`XViTModel`]; the keyword arguments also reach the loss function (`num_items_in_batch`).
 
         Returns:
             [`ImageClassifierOutput`] with `logits` of shape `(batch_size, num_labels)`.
         """
-        outputs = self.xvit(
-            pixel_values,
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
+        outputs = self.xvit(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
         logits = self.classifier(outputs.pooler_output)
         loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
         return ImageClassifierOutput(

@@ -1,7 +1,9 @@
 """Shared fixtures: tiny XViT configurations (model tests) and small videos (processor tests)."""
 
+import math
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,6 +53,40 @@ REAL_VIDEOS = ("bigbuckbunny", "bikes", "carphone_pristine")
 def frame_level(index: int) -> int:
     """Grey level of frame `index` in the synthetic videos, so a decoded frame tells which frame it was."""
     return 10 + 15 * index
+
+
+def original_test_pixels(
+    frames: np.ndarray, size: int = 224, mean: float = 0.5, std: float = 0.5, short_side: int | None = None
+) -> np.ndarray:
+    """
+    The original XViT test transform of one centre view, re-implemented in float64 NumPy for the processor tests:
+    `(frames, 3, H, W)` uint8 -> normalise -> short side to `short_side` (default `size`) by bilinear interpolation
+    without antialiasing (half-pixel centres, as `torch.nn.functional.interpolate(align_corners=False)`; the long side
+    floored; frames whose short side is already that size untouched) -> `size` centre crop, its offset rounded up.
+    """
+    frames = (frames.astype(np.float64) / 255 - mean) / std
+    height, width = frames.shape[-2:]
+    short_side = short_side or size
+    if min(height, width) != short_side:
+        height, width = (
+            (short_side, math.floor(width / height * short_side))
+            if height <= width
+            else (math.floor(height / width * short_side), short_side)
+        )
+        frames = _bilinear_along(_bilinear_along(frames, -2, height), -1, width)
+    top, left = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
+    return frames[..., top : top + size, left : left + size]
+
+
+def _bilinear_along(values: np.ndarray, axis: int, out_size: int) -> np.ndarray:
+    in_size = values.shape[axis]
+    source = np.maximum((np.arange(out_size) + 0.5) * in_size / out_size - 0.5, 0)
+    low = np.minimum(np.floor(source).astype(int), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    shape = [1] * values.ndim
+    shape[axis] = out_size
+    weight = (source - low).reshape(shape)
+    return np.take(values, low, axis) * (1 - weight) + np.take(values, high, axis) * weight
 
 
 @pytest.fixture(scope="session")

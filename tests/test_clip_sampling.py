@@ -14,11 +14,14 @@ from modeling_xvit.clip_sampling import (
 
 
 def original_dense_reference(total, num_frames, sampling_rate, fps, target_fps, view, num_clips):
-    """The original's formula written with torch ops: start = delta * view / num_clips, linspace, clamp, long."""
+    """
+    The original's formula written with torch ops: start = delta * view / num_clips, `torch.linspace` in the default
+    dtype (float32), clamp, long.
+    """
     clip_size = sampling_rate * num_frames / target_fps * fps
     delta = max(total - clip_size, 0)
     start = delta * view / num_clips
-    index = torch.linspace(start, start + clip_size - 1, num_frames, dtype=torch.float64)
+    index = torch.linspace(start, start + clip_size - 1, num_frames)
     return torch.clamp(index, 0, total - 1).long().tolist()
 
 
@@ -58,6 +61,15 @@ def test_dense_matches_the_original_formula(total, num_frames, sampling_rate, fp
         for view in range(num_clips)
     ]
     assert views == expected
+
+
+def test_dense_truncates_ties_as_the_original_float32_linspace():
+    # 214 frames at 25 fps, 3 test clips: the 6th position of the middle clip is 70.99999 in float32 (the original
+    # takes frame 70) but exactly 71 in float64.
+    assert sample_clip_indices(214, 16, "dense", num_views=3, sampling_rate=16, video_fps=25.0)[1][5] == 70
+    for total in range(1, 700):
+        views = sample_clip_indices(total, 16, "dense", num_views=3, sampling_rate=16, video_fps=25.0)
+        assert views == [original_dense_reference(total, 16, 16, 25.0, 30.0, view, 3) for view in range(3)]
 
 
 def test_dense_span_follows_the_frame_rate():
@@ -107,6 +119,16 @@ def test_unknown_strategy_is_an_error():
 def test_short_side_size_keeps_the_aspect_ratio():
     assert short_side_size(720, 1280, 224) == (224, 398)
     assert short_side_size(1280, 720, 224) == (398, 224)
+    assert short_side_size(272, 640, 224) == (224, 527)
+
+
+def test_short_side_size_rounds_as_the_original():
+    # The original floors (long / short) * size: 1281 / 147 * 224 is 1951.99999..., where 1281 * 224 / 147 is 1952.
+    assert short_side_size(147, 1281, 224) == (224, 1951)
+    assert short_side_size(1281, 147, 224) == (1951, 224)
+    # A frame whose short side already has the size keeps its size (the formula would give 229: 230 / 224 * 224 is
+    # 229.99999...).
+    assert short_side_size(224, 230, 224) == (224, 230)
 
 
 def test_three_crops_run_along_the_longer_side():

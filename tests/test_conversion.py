@@ -11,22 +11,25 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from fake_hub import FakeHub, serve_fake_hub
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from conversion.convert_original_xvit import (
-    ConversionError,
     backbone_num_attention_heads,
     convert_original_checkpoint,
     convert_original_state_dict,
+    load_checkpoint,
     main,
     parse_original_config,
     rename_original_key,
 )
-from conversion.model_card import render_model_card
+from conversion.model_folder import ConversionError
 from conversion.original_xvit_reference import OriginalXViTArchitecture, original_xvit_forward, shift_over_time
-from conversion.push_to_hub import main as push_main
-from conversion.push_to_hub import push_to_hub
-from modeling_xvit import XViTConfig, XViTForVideoClassification
+from conversion.push_to_hub import files_to_upload
+from conversion.verify_hub_folder import Check
+from modeling_xvit import XViTForVideoClassification
 
 HIDDEN, HEADS, PATCH, IMAGE = 64, 4, 16, 32
 
@@ -239,10 +242,34 @@ def test_key_mapping_renames_every_released_key_and_splits_qkv():
 
 @pytest.mark.parametrize(
     ("base_model", "hidden_size", "heads"),
-    [("vit_base_patch16_224_in21k", 768, 12), ("vit_large_patch16_224_in21k", 1024, 16), ("vit_test_patch16", 128, 2)],
+    [("vit_base_patch16_224_in21k", 768, 12), ("vit_large_patch16_224_in21k", 1024, 16), ("vit_tiny_patch16", 192, 3)],
 )
-def test_backbone_heads_follow_the_base_model_name(base_model, hidden_size, heads):
+def test_backbone_heads_follow_a_standard_base_model_name(base_model, hidden_size, heads):
     assert backbone_num_attention_heads(base_model, hidden_size) == heads
+
+
+@pytest.mark.parametrize(
+    ("base_model", "hidden_size", "reason"),
+    [
+        ("vit_test_patch16", 64, "names no standard ViT size"),
+        ("vit_base_patch16", 64, r"names ViT-base \(hidden size 768\)"),
+    ],
+)
+def test_head_count_is_never_guessed(base_model, hidden_size, reason):
+    # A 4-head checkpoint converted as 1 head would pass --verify: the reference forward pass shares the count.
+    with pytest.raises(ConversionError, match=rf"{reason} .*pass --num-attention-heads N.*--verify cannot catch"):
+        backbone_num_attention_heads(base_model, hidden_size)
+    assert backbone_num_attention_heads(base_model, hidden_size, override=4) == 4
+
+
+def test_checkpoint_of_a_non_standard_backbone_needs_the_head_count(tmp_path, capsys):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    assert main([f"--checkpoint={checkpoint}", f"--output-dir={tmp_path / 'out'}", "--verify"]) == 1
+    assert "error: The backbone's head count is stored in no tensor, and XVIT.BASE_MODEL 'vit_test_patch16_32'" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "out").exists()
 
 
 # --- Conversion matches the original forward pass ------------------------------------------------------------
@@ -280,24 +307,35 @@ def test_output_folder_holds_weights_processor_card_and_code(tmp_path):
     output_dir = convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
 
     names = {path.name for path in output_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "video_preprocessor_config.json", "README.md"} <= names
+    assert {"config.json", "model.safetensors", "video_preprocessor_config.json", "README.md", "handler.py"} <= names
     assert {"modeling_xvit.py", "configuration_xvit.py", "video_processing_xvit.py"} <= names
     assert not any(name.endswith((".bin", ".pth", ".pt")) for name in names)
     assert not any(name.startswith(".converted") for name in os.listdir(tmp_path))  # no staging folder left
 
     config = json.loads((output_dir / "config.json").read_text())
-    assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_xvit.XViTForVideoClassification"
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_xvit.XViTConfig",
+        "AutoModel": "modeling_xvit.XViTModel",
+        "AutoModelForVideoClassification": "modeling_xvit.XViTForVideoClassification",
+    }
     assert config["id2label"]["0"] == "Approaching something with your camera"  # the shipped SSv2 list
     assert not any(key.startswith("new_fc") for key in load_file(output_dir / "model.safetensors"))
 
     processor = json.loads((output_dir / "video_preprocessor_config.json").read_text())
     assert processor["sampling"] == "segment" and processor["num_frames"] == 16 and processor["do_flip"] is False
     assert processor["crop_size"] == {"height": IMAGE, "width": IMAGE}
+    assert processor["size"] == {"shortest_edge": IMAGE}  # the original's SSv2 test loader resizes to the crop size
     assert processor["image_mean"] == [0.5, 0.5, 0.5] and processor["image_std"] == [0.5, 0.5, 0.5]
     assert "auto_map" in processor
 
-    card = (output_dir / "README.md").read_text()
-    assert "license: apache-2.0" in card and "xvit_b16_16_ss2.pth" in card and "@inproceedings{bulat2021space" in card
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.license == "apache-2.0" and card.data.datasets == ["something-something-v2"]
+    assert card.data.base_model is None  # vit_test_patch16_32 is no published model
+    assert "xvit_b16_16_ss2.pth" in card.text and "@inproceedings{bulat2021space" in card.text
+    assert (
+        "python -m conversion.convert_original_xvit --checkpoint xvit_b16_16_ss2.pth --output-dir converted"
+        in card.text
+    )
 
 
 def test_kinetics_checkpoint_gets_dense_sampling_and_kinetics600_labels(tmp_path):
@@ -306,6 +344,8 @@ def test_kinetics_checkpoint_gets_dense_sampling_and_kinetics600_labels(tmp_path
     output_dir = convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
     processor = json.loads((output_dir / "video_preprocessor_config.json").read_text())
     assert processor["sampling"] == "dense" and processor["sampling_rate"] == 16 and processor["do_flip"] is True
+    # One Kinetics test crop follows a resize of the short side to DATA.TRAIN_JITTER_SCALES[0], as in the original.
+    assert processor["size"] == {"shortest_edge": 36} and processor["crop_size"] == {"height": IMAGE, "width": IMAGE}
     config = json.loads((output_dir / "config.json").read_text())
     assert len(config["id2label"]) == 600 and config["id2label"]["1"] == "acting in play"
 
@@ -325,6 +365,7 @@ def test_bare_state_dict_with_module_prefix_and_config_file(tmp_path):
             f"--labels={labels}",
             f"--num-attention-heads={HEADS}",
             "--verify",
+            "--skip-folder-check",
         ]
     )
     assert exit_code == 0
@@ -458,15 +499,13 @@ def test_failed_verification_writes_nothing(tmp_path, monkeypatch):
 
 
 def test_failure_while_writing_leaves_no_partial_folder(tmp_path, monkeypatch):
-    import conversion.convert_original_xvit as converter
-
-    def write_then_fail(folder, *args):
-        (folder / "config.json").write_text("{}")
+    def copy_then_fail(source, destination):
         raise OSError("disk full")
 
     state_dict, cfg = case("mixing_in_layer_1_of_3")
     checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
-    monkeypatch.setattr(converter, "write_model_folder", write_then_fail)
+    # handler.py is copied after the weights, the processor and the code files are in the staging folder.
+    monkeypatch.setattr("conversion.model_folder.shutil.copyfile", copy_then_fail)
     with pytest.raises(OSError, match="disk full"):
         convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
     assert os.listdir(tmp_path) == ["xvit.pth"]
@@ -482,62 +521,151 @@ def test_non_empty_output_folder_is_refused(tmp_path):
     assert os.listdir(tmp_path / "converted") == ["keep.txt"]
 
 
-# --- Model card and publishing ----------------------------------------------------------------------------------
+def test_unwritable_output_location_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    import conversion.convert_original_xvit as converter
+
+    def must_not_run(path):
+        raise AssertionError("the checkpoint was read before the output location was checked")
+
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setattr(converter, "load_checkpoint", must_not_run)
+    output_dir = tmp_path / "a_file" / "converted"
+    assert main(["--checkpoint=missing.pth", f"--output-dir={output_dir}", "--num-attention-heads=4"]) == 1
+    assert f"error: Cannot write the output folder {output_dir}: {tmp_path / 'a_file'} does not accept" in (
+        capsys.readouterr().err
+    )
 
 
-def test_model_card_carries_the_published_accuracy_of_the_released_configurations():
-    released_k600 = XViTConfig(num_labels=600)  # the defaults are the released ViT-B/16, 16 frames
-    assert "| 3 spatial x 1 temporal | 84.51 | 96.26 |" in render_model_card(
-        released_k600, "kinetics600", "k.pth", None
+def test_keys_that_collide_once_the_module_prefix_is_removed_are_refused(tmp_path):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    zeros = torch.zeros_like(state_dict["base_model.cls_token"])
+    checkpoint = save_training_checkpoint(
+        tmp_path / "xvit.pth", {**state_dict, "module.base_model.cls_token": zeros}, cfg
     )
-    assert "| 32 x 2 (as listed by the authors) | 67.19 | 91.00 |" in render_model_card(
-        XViTConfig(num_labels=174), "ssv2", "s.pth", 1e-6
-    )
-    eight_frames = XViTConfig(num_frames=8, num_labels=600)
-    assert "84.51" not in render_model_card(eight_frames, "kinetics600", "k.pth", None)
+    with pytest.raises(
+        ConversionError,
+        match=r"holds both 'base_model.cls_token' and 'module.base_model.cls_token', which name the same",
+    ):
+        load_checkpoint(checkpoint)
+
+
+def _with(cfg: str, section: str, key: str | None, value) -> str:
+    values = yaml.safe_load(cfg)
+    if key is None:
+        values[section] = value
+    else:
+        values[section][key] = value
+    return yaml.safe_dump(values)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("XVIT", "SHIFT_DIV", 0, "XVIT.SHIFT_DIV should be an integer >= 2 (1 / share of mixed channels), got 0"),
+        (
+            "XVIT",
+            "NUM_SEGMENTS",
+            0,
+            "XVIT.NUM_SEGMENTS should be a positive integer (frames per mixing segment), got 0",
+        ),
+        ("DATA", "NUM_FRAMES", -16, "DATA.NUM_FRAMES should be a positive integer, got -16"),
+        (
+            "TEMPORAL_HEAD",
+            "NUM_ATTENTION_HEADS",
+            0,
+            "TEMPORAL_HEAD.NUM_ATTENTION_HEADS should be a positive integer, got 0",
+        ),
+        (
+            "TEMPORAL_HEAD",
+            "NUM_ATTENTION_HEADS",
+            3,
+            "TEMPORAL_HEAD.NUM_ATTENTION_HEADS (3) should divide the temporal head",
+        ),
+        ("MODEL", "DROPOUT_RATE", 7, "MODEL.DROPOUT_RATE should be a probability in [0, 1), got 7"),
+        ("XVIT", None, 5, "XVIT should be a section of settings, got 5"),
+        ("DATA", "MEAN", 0.5, "DATA.MEAN should be a list of 3 numbers (one per channel), got 0.5"),
+        ("XVIT", "NUM_SEGMENTS", 3, "XVIT.NUM_SEGMENTS (3) should divide DATA.NUM_FRAMES (8)"),
+    ],
+)
+def test_impossible_training_config_values_are_named(tmp_path, capsys, section, key, value, message):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, _with(cfg, section, key, value))
+    exit_code = main([f"--checkpoint={checkpoint}", f"--output-dir={tmp_path / 'out'}", "--num-attention-heads=4"])
+    assert exit_code == 1
+    errors = capsys.readouterr().err
+    assert "Traceback" not in errors
+    assert any(line.startswith(f"error: {message}") for line in errors.splitlines()), errors
+    assert not (tmp_path / "out").exists()
+
+
+# --- Checking and publishing the folder ---------------------------------------------------------------------------
 
 
 @pytest.fixture
-def converted_folder(tmp_path) -> Path:
+def fake_hub(httpserver, monkeypatch) -> FakeHub:
+    return serve_fake_hub(httpserver, monkeypatch)
+
+
+def test_command_line_checks_the_folder_in_a_fresh_process_then_publishes_it(tmp_path, fake_hub, capsys):
     state_dict, cfg = case("mixing_in_layer_1_of_3")
     checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
-    return convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
-
-
-def test_push_dry_run_lists_the_folder_and_touches_no_network(converted_folder, monkeypatch, capsys):
-    monkeypatch.setattr("huggingface_hub.HfApi", None)  # any use of the Hub client would fail
-    assert push_main([f"--folder={converted_folder}", "--repo-id=someone/xvit", "--dry-run"]) == 0
-    listed = capsys.readouterr().out
-    assert "Would upload to someone/xvit" in listed
-    for name in (
-        "config.json",
-        "model.safetensors",
-        "modeling_xvit.py",
-        "video_preprocessor_config.json",
-        "README.md",
+    output_dir = tmp_path / "converted"
+    exit_code = main(
+        [
+            f"--checkpoint={checkpoint}",
+            f"--output-dir={output_dir}",
+            f"--num-attention-heads={HEADS}",
+            "--verify",
+            "--push-to-hub=someone/xvit-tiny",
+            "--private",
+            "--revision=converted",
+            "--create-pr",
+            "--commit-message=Convert xvit.pth",
+        ]
+    )
+    output = capsys.readouterr().out
+    assert exit_code == 0, output
+    assert "[FAIL]" not in output and output.count("[ok]") == 12
+    for check in (
+        "AutoModel:",
+        "AutoVideoProcessor:",
+        'pipeline("video-classification"):',
+        "Inference Endpoints handler:",
     ):
-        assert f"  {name}\n" in listed
+        assert f"[ok]   {check}" in output
+    (commit,) = fake_hub.commits
+    assert sorted(commit.files) == [file.path_in_repo for file in files_to_upload(output_dir)]
+    assert commit.revision == "converted" and commit.create_pr and commit.summary == "Convert xvit.pth"
+    assert fake_hub.created[0]["visibility"] == "private"
+    # The card's examples load the repository the folder was published to.
+    assert (
+        b'AutoVideoProcessor.from_pretrained("someone/xvit-tiny", trust_remote_code=True)' in commit.files["README.md"]
+    )
 
 
-def test_push_uploads_exactly_the_checked_files(converted_folder, monkeypatch):
-    calls = []
+def test_dry_run_writes_the_folder_and_uploads_nothing(tmp_path, fake_hub, capsys):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    arguments = [
+        f"--checkpoint={checkpoint}",
+        f"--output-dir={tmp_path / 'converted'}",
+        f"--num-attention-heads={HEADS}",
+    ]
+    assert main([*arguments, "--push-to-hub=someone/xvit", "--dry-run", "--skip-folder-check"]) == 0
+    output = capsys.readouterr().out
+    assert "Would upload to someone/xvit:\n  README.md (" in output and "  model.safetensors (" in output
+    assert fake_hub.requests == []
+    assert (tmp_path / "converted" / "config.json").is_file()
 
-    class RecordingHfApi:
-        def create_repo(self, repo_id, **kwargs):
-            calls.append(("create_repo", repo_id, kwargs))
 
-        def upload_folder(self, **kwargs):
-            calls.append(("upload_folder", kwargs))
-
-    monkeypatch.setattr("huggingface_hub.HfApi", RecordingHfApi)
-    files = push_to_hub(converted_folder, "someone/xvit", private=True)
-    assert calls[0] == ("create_repo", "someone/xvit", {"private": True, "exist_ok": True})
-    assert calls[1][1]["allow_patterns"] == files and calls[1][1]["folder_path"] == str(converted_folder)
-
-
-@pytest.mark.parametrize("pickled", ["pytorch_model.bin", "xvit.pth", "extra/state.pkl"])
-def test_push_refuses_folders_with_pickles(converted_folder, pickled, capsys):
-    (converted_folder / pickled).parent.mkdir(exist_ok=True)
-    torch.save({"weight": torch.zeros(1)}, converted_folder / pickled)
-    assert push_main([f"--folder={converted_folder}", "--repo-id=someone/xvit", "--dry-run"]) == 1
-    assert f"Refusing to publish {converted_folder}: ['{pickled}']" in capsys.readouterr().err
+def test_a_folder_that_fails_its_checks_is_not_written(tmp_path, monkeypatch, capsys):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    monkeypatch.setattr(
+        "conversion.verify_hub_folder.fresh_process_checks",
+        lambda folder, video: [Check("AutoVideoProcessor", False, "OSError: broken")],
+    )
+    with pytest.raises(ConversionError, match=r"failed the Hub checks \['AutoVideoProcessor'\]"):
+        convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS, check_folder=True)
+    assert "[FAIL] AutoVideoProcessor: OSError: broken" in capsys.readouterr().out
+    assert os.listdir(tmp_path) == ["xvit.pth"]

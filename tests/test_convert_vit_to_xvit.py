@@ -4,11 +4,12 @@ import json
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from transformers import ViTConfig, ViTModel
 
-from conversion.convert_original_xvit import ConversionError
 from conversion.convert_vit_to_xvit import main, xvit_from_vit
-from modeling_xvit import XViTForVideoClassification, XViTModel
+from conversion.model_folder import ConversionError
+from modeling_xvit import XViTForVideoClassification, XViTModel, XViTVideoProcessor
 
 NUM_FRAMES = 4
 
@@ -128,12 +129,58 @@ def test_timm_state_dict_with_unknown_keys_is_refused(vit):
         xvit_from_vit(state_dict, num_frames=NUM_FRAMES, num_attention_heads=4)
 
 
-def test_cli_writes_a_loadable_folder_with_labels(vit_folder, tmp_path):
+def test_timm_head_count_comes_from_a_standard_file_name_or_the_option(vit, tmp_path):
+    torch.save(timm_state_dict(vit), tmp_path / "my_vit.pth")
+    with pytest.raises(
+        ConversionError, match="the file name 'my_vit' names no standard ViT size.*--num-attention-heads"
+    ):
+        xvit_from_vit(tmp_path / "my_vit.pth", num_frames=NUM_FRAMES)
+    # vit_base names 768 channels, not this ViT's 64: still refused rather than guessed.
+    torch.save(timm_state_dict(vit), tmp_path / "vit_base_patch16_224.pth")
+    with pytest.raises(
+        ConversionError, match=r"names ViT-base \(hidden size 768\) while the checkpoint's hidden size is 64"
+    ):
+        xvit_from_vit(tmp_path / "vit_base_patch16_224.pth", num_frames=NUM_FRAMES)
+
+
+def test_vit_saved_without_a_pooler_loads_without_a_missing_weights_report(tmp_path, capfd):
+    torch.manual_seed(0)
+    vit = ViTModel(
+        ViTConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=128, image_size=32),
+        add_pooling_layer=False,
+    )
+    vit.save_pretrained(tmp_path / "vit")
+    capfd.readouterr()
+    xvit_from_vit(tmp_path / "vit", num_frames=NUM_FRAMES)
+    output = capfd.readouterr()
+    assert "pooler" not in output.out + output.err and "MISSING" not in output.out + output.err
+
+
+def test_cli_writes_a_complete_hub_folder_with_labels_and_processor(vit_folder, tmp_path):
     exit_code = main(
-        [f"--vit={vit_folder}", f"--output-dir={tmp_path / 'xvit'}", f"--num-frames={NUM_FRAMES}", "--labels=ssv2"]
+        [
+            f"--vit={vit_folder}",
+            f"--output-dir={tmp_path / 'xvit'}",
+            f"--num-frames={NUM_FRAMES}",
+            "--image-size=48",
+            "--labels=ssv2",
+            "--base-model=google/vit-base-patch16-224-in21k",
+            "--skip-folder-check",
+        ]
     )
     assert exit_code == 0
-    config = json.loads((tmp_path / "xvit" / "config.json").read_text())
+    folder = tmp_path / "xvit"
+    config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_xvit.XViTForVideoClassification"
-    model = XViTForVideoClassification.from_pretrained(tmp_path / "xvit")
+    model = XViTForVideoClassification.from_pretrained(folder)
     assert model.config.num_labels == 174 and model.config.num_frames == NUM_FRAMES
+    # The processor makes the clips this model takes: its frame count and size.
+    processor = XViTVideoProcessor.from_pretrained(folder)
+    assert processor.num_frames == NUM_FRAMES and processor.crop_size == {"height": 48, "width": 48}
+    assert processor.size == {"shortest_edge": 48}
+    assert (folder / "handler.py").is_file()
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.base_model == "google/vit-base-patch16-224-in21k"
+    assert card.data.datasets is None  # the class names are SSv2's, but no video has trained it yet
+    assert not card.data.eval_results  # an untrained head has no accuracy
+    assert "python -m conversion.convert_vit_to_xvit --vit vit --output-dir xvit --num-frames 4" in card.text

@@ -6,8 +6,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import frame_level
+from conftest import frame_level, original_test_pixels
 from transformers import AutoImageProcessor
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging as transformers_logging
 
 from modeling_xvit import XViTImageProcessor, XViTVideoProcessor
 from modeling_xvit.clip_sampling import sample_clip_indices
@@ -28,12 +30,51 @@ def test_list_of_frames_and_4d_array_give_pixel_values():
     assert batch.shape == (2, 16, 3, 224, 224)
 
 
-def test_matches_the_video_processor():
+@pytest.mark.parametrize("antialias", [False, True])
+def test_matches_the_video_processor(antialias):
     frames = np.random.default_rng(0).integers(0, 256, (16, 120, 160, 3), dtype=np.uint8)
-    by_image_processor = XViTImageProcessor()(frames, return_tensors="pt").pixel_values
-    by_video_processor = XViTVideoProcessor()(frames, do_sample_frames=False).pixel_values
-    # PIL and torchvision round the bilinear resize differently by at most two grey levels.
+    by_image_processor = XViTImageProcessor(antialias=antialias)(frames, return_tensors="pt").pixel_values
+    by_video_processor = XViTVideoProcessor(antialias=antialias)(frames, do_sample_frames=False).pixel_values
+    # Antialiased, PIL and torchvision round the bilinear resize differently by at most two grey levels; without
+    # antialiasing, the video processor's uint8 resize is at most one level from the image processor's float one.
     torch.testing.assert_close(by_image_processor, by_video_processor, atol=2.01 / 127.5, rtol=0)
+
+
+def test_pixels_match_the_original_resize(real_videos):
+    options = dict(num_frames=4, sampling="dense", sampling_rate=8)
+    raw = dict(do_resize=False, do_center_crop=False, do_rescale=False, do_normalize=False)
+    frames = XViTVideoProcessor(**options, **raw)(real_videos["bikes"]).pixel_values[0].numpy()  # 4 x 3 x 272 x 640
+    expected = torch.from_numpy(original_test_pixels(frames)).float()
+    as_array = np.ascontiguousarray(frames.transpose(0, 2, 3, 1))
+    pixel_values = XViTImageProcessor(num_frames=4)(as_array, return_tensors="pt").pixel_values[0]
+    torch.testing.assert_close(pixel_values, expected, atol=1e-4, rtol=0)  # float interpolation, as the original
+    antialiased = XViTImageProcessor(num_frames=4, antialias=True)(as_array, return_tensors="pt").pixel_values[0]
+    assert (antialiased - expected).abs().max() > 3 * 2 / 127.5  # far outside the two levels of the video processor
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"target_fps": 0}, "`target_fps` must be a positive finite number, got 0"),
+        ({"crop_size": 0}, r"`crop_size\['height'\]` must be a positive integer, got 0"),
+        ({"size": {"shortest_edge": -1}}, r"`size\['shortest_edge'\]` must be a positive integer, got -1"),
+        ({"image_std": [0.5, 0.0, 0.5]}, "`image_std` must be one or three"),
+        ({"num_frames": 100000}, r"`num_frames=100000` at these sizes would need .* GiB"),
+    ],
+)
+def test_bad_options_are_refused_when_built_and_when_called(options, message):
+    with pytest.raises(ValueError, match=message):
+        XViTImageProcessor(**options)
+    with pytest.raises(ValueError, match=message):
+        XViTImageProcessor()(grey_frames(4), **options)
+
+
+def test_float_frames_already_in_0_1_are_warned_about():
+    transformers_logging.warning_once.cache_clear()
+    frames = np.random.default_rng(0).random((4, 48, 64, 3), dtype=np.float32)
+    with CaptureLogger(transformers_logging.get_logger("modeling_xvit.processing_defaults")) as captured:
+        XViTImageProcessor(num_frames=4)(frames)
+    assert "already rescaled" in captured.out
 
 
 def test_more_frames_than_the_model_takes_are_sampled():

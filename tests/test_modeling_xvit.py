@@ -1,4 +1,5 @@
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, ViTConfig, ViTModel
 
 from modeling_xvit import XViTForVideoClassification, XViTModel
-from modeling_xvit.modeling_xvit import XViTAttention, space_time_mixing
+from modeling_xvit.modeling_xvit import XViTSpaceTimeMixingAttention, space_time_mixing
 
 
 def reference_space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
@@ -26,7 +27,9 @@ def reference_space_time_mixing(states: torch.Tensor, segment_length: int, num_c
     return mixed
 
 
-def reference_attention(module: XViTAttention, hidden_states: torch.Tensor, segment_length: int) -> torch.Tensor:
+def reference_attention(
+    module: XViTSpaceTimeMixingAttention, hidden_states: torch.Tensor, segment_length: int
+) -> torch.Tensor:
     """Per-frame softmax attention over mixed keys and values, written from the paper, heads split by hand."""
     batch_size, num_frames, num_tokens, hidden_size = hidden_states.shape
     heads, head_dim = module.num_attention_heads, module.head_dim
@@ -76,10 +79,12 @@ def test_space_time_mixing_zeroes_the_borrowed_channels_at_segment_borders():
 def test_attention_matches_the_per_frame_reference_with_channels_counted_across_heads(tiny_config):
     config = tiny_config(num_frames=8, space_time_mixing_segment_length=4, space_time_mixing_fraction=0.25)
     torch.manual_seed(0)
-    attention = XViTAttention(config, num_attention_heads=4, qkv_bias=True, mixing_channels=8).eval()
+    attention = XViTSpaceTimeMixingAttention(config, layer_idx=0).eval()
+    assert attention.mixing_channels == 8  # a quarter of 32 channels, across the 4 heads
     hidden_states = torch.randn(2, 8, 5, 32)
-    output, _ = attention(hidden_states)
-    torch.testing.assert_close(output, reference_attention(attention, hidden_states, 4), rtol=1e-5, atol=1e-5)
+    output, _ = attention(hidden_states.flatten(1, 2), num_frames=8)
+    expected = reference_attention(attention, hidden_states, 4).flatten(1, 2)
+    torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_output_shapes(tiny_config, clip):
@@ -101,6 +106,35 @@ def test_output_shapes(tiny_config, clip):
     assert logits.shape == (2, 3)
 
 
+def test_hidden_states_and_attentions_are_in_the_autograd_graph(tiny_config, clip):
+    config = tiny_config(summary_token_layers=[1], temporal_attention_num_layers=2)
+    model = eval_model(XViTForVideoClassification, config)  # sdpa: the call asking for attentions runs eager
+    outputs = model(clip(), output_hidden_states=True, output_attentions=True)
+    # the backbone's layers only: the temporal-attention head's two layers are not recorded
+    assert (len(outputs.hidden_states), len(outputs.attentions)) == (3, 2)
+    watched = [outputs.hidden_states[0], outputs.hidden_states[-1], outputs.attentions[0], outputs.attentions[1]]
+    for tensor in watched:
+        tensor.retain_grad()
+    outputs.logits[:, 0].sum().backward()
+    for tensor in watched:
+        assert tensor.grad is not None and tensor.grad.abs().sum() > 0
+    # gradient x input, as attribution methods compute it, has the documented frame-major shape
+    assert (outputs.hidden_states[0].grad * outputs.hidden_states[0]).shape == (2, 4 * (config.num_patches + 1), 32)
+
+
+def test_recorded_outputs_match_the_final_layer_norm_and_eager_attention(tiny_config, clip):
+    config = tiny_config()
+    sdpa = eval_model(XViTModel, config)
+    eager = eval_model(XViTModel, config, attn_implementation="eager")
+    with torch.no_grad():
+        recorded = sdpa(clip(), output_hidden_states=True, output_attentions=True)
+        reference = eager(clip(), output_attentions=True)
+    torch.testing.assert_close(sdpa.layernorm(recorded.hidden_states[-1]), recorded.last_hidden_state)
+    for recorded_attention, eager_attention in zip(recorded.attentions, reference.attentions, strict=True):
+        torch.testing.assert_close(recorded_attention, eager_attention)
+    assert sdpa(clip()).attentions is None and sdpa(clip()).hidden_states is None
+
+
 def test_tuple_output_when_return_dict_is_false(tiny_config, clip):
     model = eval_model(XViTForVideoClassification, tiny_config())
     logits = model(clip(), return_dict=False)[0]
@@ -115,6 +149,34 @@ def test_attention_implementations_agree_with_eager(tiny_config, clip, implement
     assert (eager.config._attn_implementation, other.config._attn_implementation) == ("eager", implementation)
     with torch.no_grad():  # flex attention has no backward on the CPU
         torch.testing.assert_close(other(clip()).logits, eager(clip()).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_flex_attention_outside_no_grad_falls_back_to_sdpa_on_the_cpu(tiny_config, clip):
+    config = tiny_config(summary_token_layers=[0])
+    eager = eval_model(XViTForVideoClassification, config, attn_implementation="eager")
+    flex = eval_model(XViTForVideoClassification, config, attn_implementation="flex_attention")
+    logits = flex(clip()).logits  # eval() but no torch.no_grad(): torch's flex attention has no CPU backward
+    torch.testing.assert_close(logits, eager(clip()).logits, rtol=1e-5, atol=1e-5)
+    logits.sum().backward()
+    assert flex.xvit.layers[0].attention.q_proj.weight.grad is not None
+
+
+def test_keyword_arguments_reach_the_attention_function(tiny_config, clip):
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    received = []
+
+    def recording_attention(module, query, key, value, attention_mask, **kwargs):
+        received.append(kwargs.get("kernel_option"))
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    AttentionInterface.register("recording_sdpa", recording_attention)
+    model = eval_model(XViTForVideoClassification, tiny_config(), attn_implementation="recording_sdpa")
+    with torch.no_grad():
+        model(clip(), kernel_option="fast")
+    # every backbone layer; the temporal head attends over frames and takes no options meant for the backbone
+    assert received == ["fast", "fast", None]
 
 
 def test_sdpa_is_the_default(tiny_config):
@@ -148,6 +210,52 @@ def test_save_and_load_round_trip_through_auto_classes(tmp_path, tiny_config, cl
     torch.testing.assert_close(loaded(clip()).logits, model(clip()).logits, rtol=0, atol=0)
     assert isinstance(AutoModel.from_config(AutoConfig.from_pretrained(tmp_path)), XViTModel)
     assert (tmp_path / "model.safetensors").exists()
+
+
+def test_building_a_model_leaves_the_config_as_it_was(tiny_config):
+    config = tiny_config()
+    before = config.to_dict()
+    XViTForVideoClassification(config)
+    XViTModel(config)
+    assert config.to_dict() == before
+    assert getattr(config, "auto_map", None) is None
+
+
+def test_saved_config_names_both_model_classes_for_remote_code(tmp_path, tiny_config):
+    for model_class in (XViTModel, XViTForVideoClassification):
+        model_class(tiny_config()).save_pretrained(tmp_path / model_class.__name__)
+        saved = json.loads((tmp_path / model_class.__name__ / "config.json").read_text())
+        assert saved["auto_map"] == {
+            "AutoConfig": "configuration_xvit.XViTConfig",
+            "AutoModel": "modeling_xvit.XViTModel",
+            "AutoModelForVideoClassification": "modeling_xvit.XViTForVideoClassification",
+        }
+
+
+def test_drop_path_is_an_identity_at_rate_0_and_drops_everything_at_rate_1(tiny_config, clip):
+    model = eval_model(XViTForVideoClassification, tiny_config(num_hidden_layers=3, drop_path_rate=1.0)).train()
+    rates = [layer.drop_path for layer in model.xvit.layers]
+    assert isinstance(rates[0], torch.nn.Identity)  # linspace(0, 1, 3): 0, 0.5, 1
+    assert [rate.drop_prob for rate in rates[1:]] == [0.5, 1.0]
+    hidden_states = torch.randn(4, 5, 32)
+    assert torch.equal(rates[2](hidden_states), torch.zeros_like(hidden_states))  # no 0 / 0
+    outputs = model(clip(), labels=torch.tensor([0, 2]))
+    assert torch.isfinite(outputs.logits).all()
+    outputs.loss.backward()
+
+
+def test_compiles_as_one_graph_for_inference_and_training(tiny_config, clip):
+    assert XViTForVideoClassification._can_compile_fullgraph
+    model = eval_model(XViTForVideoClassification, tiny_config(summary_token_layers=[1], drop_path_rate=0.1))
+    expected = model(clip()).logits
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")  # tracing only: a graph break raises
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(clip()).logits, expected)
+    model.train()
+    compiled(clip(), labels=torch.tensor([0, 2])).loss.backward()
+    assert model.xvit.layers[0].attention.k_proj.weight.grad is not None
+    torch._dynamo.reset()
 
 
 def test_saved_folder_loads_with_remote_code_in_a_fresh_process(tmp_path, tiny_config, clip):
@@ -294,12 +402,29 @@ def test_fewer_frames_and_cyclic_temporal_embedding(tiny_config, clip):
         ((2, 4, 3, 48, 48), {}, r"48x48.*32x32.*interpolate_pos_encoding"),
         ((2, 4, 3, 40, 40), {"interpolate_pos_encoding": True}, "multiples of the patch size 16"),
         ((2, 3, 3, 32, 32), {}, r"3 frames.*segment length 4"),
+        ((0, 4, 3, 32, 32), {}, r"no clips or clips of no frames \(shape \(0, 4, 3, 32, 32\)\)"),
+        ((2, 0, 3, 32, 32), {}, r"no clips or clips of no frames \(shape \(2, 0, 3, 32, 32\)\)"),
     ],
 )
-def test_bad_input_gets_a_clear_error(tiny_config, shape, kwargs, message):
-    model = eval_model(XViTModel, tiny_config())
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_bad_input_gets_a_clear_error(tiny_config, shape, kwargs, message, implementation):
+    model = eval_model(XViTModel, tiny_config(), attn_implementation=implementation)
     with pytest.raises(ValueError, match=message):
         model(torch.randn(*shape), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool, torch.complex64])
+def test_pixel_values_that_are_not_real_floats_are_refused(tiny_config, clip, dtype):
+    model = eval_model(XViTModel, tiny_config())
+    with pytest.raises(ValueError, match=rf"floating-point.*got {dtype}.*XViTVideoProcessor"):
+        model(clip().to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_float_dtypes_are_cast_to_the_weights(tiny_config, clip, dtype):
+    model = eval_model(XViTModel, tiny_config())
+    expected = model(clip()).pooler_output
+    torch.testing.assert_close(model(clip().to(dtype)).pooler_output, expected, rtol=0.05, atol=0.05)
 
 
 def test_frame_count_incompatible_with_the_temporal_embedding(tiny_config):

@@ -10,10 +10,13 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-from conftest import frame_level
+from conftest import frame_level, original_test_pixels
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import AutoVideoProcessor
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging as transformers_logging
 
-from modeling_xvit import XViTVideoProcessor, video_decoding
+from modeling_xvit import XViTVideoProcessor, processing_defaults, video_decoding, video_processing_xvit
 from modeling_xvit.clip_sampling import sample_clip_indices
 
 BACKENDS = ["decord", "pyav"]
@@ -128,7 +131,7 @@ def test_decord_decodes_only_the_sampled_frames(real_videos, monkeypatch):
         return get_batch(self, indices)
 
     monkeypatch.setattr(decord.VideoReader, "get_batch", recording_get_batch)
-    output = XViTVideoProcessor(num_frames=8)(real_videos["bikes"], return_metadata=True)
+    output = XViTVideoProcessor(num_frames=8)(real_videos["bikes"], decoding_backend="decord", return_metadata=True)
     assert sorted(requested) == sorted(set(output["video_metadata"][0].frames_indices))
     assert len(requested) == 8  # out of 250 frames
 
@@ -375,14 +378,177 @@ def test_variable_frame_rate(make_video, backend):
     assert frame_ids(output.pixel_values[0]) == indices
 
 
-def test_bad_arguments_are_named():
+def test_keywords_are_checked_by_the_base_pipeline():
     processor = XViTVideoProcessor()
     frames = np.zeros((4, 32, 32, 3), np.uint8)
-    with pytest.raises(ValueError, match="`sampling` must be one of"):
-        processor(frames, sampling="uniform")
-    with pytest.raises(ValueError, match="`decoding_backend` must be one of"):
-        processor(frames, decoding_backend="torchcodec")
-    with pytest.raises(ValueError, match="Unknown arguments .*'frame_rate'"):
-        processor(frames, frame_rate=3)
-    with pytest.raises(ValueError, match="Cannot make the views of video <decoded ndarray of shape"):
+    # As in every Transformers video processor: a warning names the unknown keyword, then the typed check refuses it.
+    with CaptureLogger(transformers_logging.get_logger("transformers.image_utils")) as captured:
+        with pytest.raises(TypeError, match="unexpected keyword argument 'frame_rate'"):
+            processor(frames, frame_rate=3)
+    assert "Unused or unrecognized kwargs: frame_rate" in captured.out
+    with pytest.raises(StrictDataclassFieldValidationError, match="do_flip"):
+        processor(frames, do_flip="yes")  # a string where a bool is expected
+    with pytest.raises(ValueError, match=r"Cannot make the views of video #0 of the batch \(decoded frames\)"):
         processor(frames, do_resize=False)  # 32 x 32 frames cannot give 224 x 224 crops
+
+
+BAD_OPTIONS = [
+    ({"size": {"shortest_edge": 0}}, r"`size\['shortest_edge'\]` must be a positive integer, got 0"),
+    ({"size": -5}, r"`size\['shortest_edge'\]` must be a positive integer, got -5"),
+    ({"size": {"longest_edge": 300}}, "`size` must give `shortest_edge`, or `height` and `width`"),
+    ({"crop_size": 0}, r"`crop_size\['height'\]` must be a positive integer, got 0"),
+    ({"crop_size": {"height": 224, "width": -1}}, r"`crop_size\['width'\]` must be a positive integer, got -1"),
+    ({"target_fps": 0}, "`target_fps` must be a positive finite number, got 0"),
+    ({"image_std": 0}, "`image_std` must be one or three .* positive finite numbers, got 0"),
+    ({"image_std": [0.5, 0.0, 0.5]}, "`image_std` must be one or three"),
+    ({"image_mean": [0.5, 0.5]}, "`image_mean` must be one or three"),
+    ({"scale_jitter": [320, 256]}, r"`scale_jitter` must be .*smallest <= largest, got \[320, 256\]"),
+    ({"num_frames": 0}, "`num_frames` must be an integer of at least 1, got 0"),
+    ({"num_frames": "16"}, "`num_frames` must be an integer of at least 1, got '16'"),
+    ({"num_temporal_views": 0}, "`num_temporal_views` must be an integer of at least 1, got 0"),
+    ({"num_spatial_crops": 2}, "`num_spatial_crops` must be 1 or 3, got 2"),
+    ({"sampling_rate": 0}, "`sampling_rate` must be an integer of at least 1, got 0"),
+    ({"sampling": "uniform"}, "`sampling` must be one of"),
+    ({"rescale_factor": 0}, "`rescale_factor` must be a positive finite number"),
+    ({"rand_augment_magnitude": 31}, "`rand_augment_magnitude` must be an integer from 0 to 30, got 31"),
+    ({"decoding_backend": "torchcodec"}, "`decoding_backend` must be one of"),
+    ({"num_temporal_views": 4}, "Segment sampling has 3 test views .* got `num_temporal_views=4`"),
+    ({"do_augment": True, "num_spatial_crops": 3}, "set `num_spatial_crops=1`"),
+    ({"do_sample_frames": False, "num_temporal_views": 2}, "set `num_temporal_views=1`"),
+    ({"fps": 2}, "`fps` is unused"),
+]
+
+
+@pytest.mark.parametrize("options, message", BAD_OPTIONS)
+def test_bad_options_are_refused_when_built_and_when_called(options, message):
+    with pytest.raises(ValueError, match=message):
+        XViTVideoProcessor(**options)
+    with pytest.raises(ValueError, match=message):
+        XViTVideoProcessor()(np.zeros((4, 32, 32, 3), np.uint8), **options)
+
+
+def test_a_saved_config_with_bad_options_fails_on_loading(tmp_path):
+    XViTVideoProcessor().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps({**config, "target_fps": 0}))
+    with pytest.raises(ValueError, match="`target_fps` must be a positive finite number, got 0"):
+        AutoVideoProcessor.from_pretrained(tmp_path)
+
+
+def refuse_decoding(monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise AssertionError("no frame may be decoded")
+
+    monkeypatch.setattr(video_processing_xvit, "read_video_frames", fail)
+
+
+def test_a_clip_too_large_for_memory_is_refused_before_decoding(make_video, monkeypatch, tmp_path):
+    path = make_video(num_frames=1)
+    refuse_decoding(monkeypatch)
+    message = r"`num_frames=100000` x .* would need 70.1 GiB .* limit of 4 GiB \(`MAX_PIXEL_BYTES_PER_VIDEO`"
+    with pytest.raises(ValueError, match=message):
+        XViTVideoProcessor()(path, num_frames=100000)
+    with pytest.raises(ValueError, match="`num_temporal_views=3` x `num_spatial_crops=3`"):
+        XViTVideoProcessor(sampling="dense", num_frames=2000, num_temporal_views=3, num_spatial_crops=3)
+    # A downloaded config can ask for it: refused on loading.
+    XViTVideoProcessor().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps({**config, "num_frames": 100000}))
+    with pytest.raises(ValueError, match=message):
+        AutoVideoProcessor.from_pretrained(tmp_path)
+
+
+def test_every_frame_of_a_long_video_is_counted_before_decoding(make_video, monkeypatch):
+    path = make_video(num_frames=12)
+    processor = XViTVideoProcessor(num_frames=4)
+    # Room for 10 frames of 3 x 224 x 224 float32 and their resized copies: 4 sampled frames fit, all 12 do not.
+    monkeypatch.setattr(processing_defaults, "MAX_PIXEL_BYTES_PER_VIDEO", 10 * 3 * 224 * 224 * 5)
+    assert processor(path).pixel_values.shape == (1, 4, 3, 224, 224)
+    decoded = []
+    monkeypatch.setattr(video_decoding._PyAVReader, "decode", lambda self, indices: decoded.append(indices))
+    with pytest.raises(ValueError, match="The 12 frames of video .*video.mp4' would need"):
+        processor(path, do_sample_frames=False, decoding_backend="pyav")
+    assert decoded == []
+
+
+@pytest.mark.parametrize("as_file", [True, False])
+def test_device_runs_the_transforms_there(make_video, monkeypatch, as_file):
+    path = make_video(num_frames=8)
+    video = path if as_file else raw_processor(do_sample_frames=False)(path).pixel_values[0].permute(0, 2, 3, 1)
+    devices = []
+    resize = XViTVideoProcessor.resize
+
+    def recording_resize(self, frames, size, **kwargs):
+        devices.append(frames.device.type)
+        return resize(self, frames, size, **kwargs)
+
+    monkeypatch.setattr(XViTVideoProcessor, "resize", recording_resize)
+    processor = XViTVideoProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4, num_spatial_crops=3)
+    output = processor(video, device="meta", return_tensors="pt", return_metadata=True)
+    assert output.pixel_values.device.type == "meta" and output.pixel_values.shape == (3, 4, 3, 32, 32)
+    assert devices and set(devices) == {"meta"}
+    assert output["video_metadata"][0].frames_indices == sample_clip_indices(8, 4)[0]
+
+
+def test_grey_frames_without_a_channel_axis():
+    grey = np.full((6, 48, 64), 100, np.uint8)
+    clip = raw_processor(num_frames=3)(grey).pixel_values
+    assert clip.shape == (1, 3, 3, 48, 64) and torch.all(clip == 100)
+    torch.testing.assert_close(clip, raw_processor(num_frames=3)(grey[..., None]).pixel_values)
+
+
+def test_float_frames_already_in_0_1_are_warned_about():
+    transformers_logging.warning_once.cache_clear()
+    logger = transformers_logging.get_logger("modeling_xvit.processing_defaults")
+    frames = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)  # already in [0, 1]
+    processor = XViTVideoProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4)
+    with CaptureLogger(logger) as captured:
+        processor(frames * 255)
+    assert captured.out == ""
+    with CaptureLogger(logger) as captured:
+        processor(frames)
+    assert "already rescaled" in captured.out and "do_rescale=False" in captured.out
+
+
+def test_antialias_is_off_by_default_as_in_the_original():
+    assert XViTVideoProcessor().antialias is False
+    assert XViTVideoProcessor.from_dict(XViTVideoProcessor().to_dict()).antialias is False
+
+
+def test_converted_folders_resize_as_the_original():
+    from conversion.convert_original_xvit import build_video_processor
+
+    data = dict(
+        NUM_FRAMES=16, SAMPLING_RATE=16, TARGET_FPS=30, MEAN=[0.5] * 3, STD=[0.5] * 3, TRAIN_JITTER_SCALES=[256, 320]
+    )
+    processor = build_video_processor({"DATA": {**data, "RANDOM_FLIP": True}, "TRAIN": {"DATASET": "kinetics"}}, 224)
+    assert processor.antialias is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pixels_match_the_original_resize(real_videos, backend):
+    """bikes is 640 x 272: the short side goes 272 -> 224, as in the issue's check against the original loaders."""
+    path = real_videos["bikes"]
+    options = dict(num_frames=4, sampling="dense", sampling_rate=8, decoding_backend=backend)
+    frames = raw_processor(**options)(path).pixel_values[0]  # (4, 3, 272, 640) uint8, the sampled frames
+    expected = original_test_pixels(frames.numpy())
+    pixel_values = XViTVideoProcessor(**options)(path).pixel_values[0]
+    two_levels = 2 / 255 / 0.5
+    torch.testing.assert_close(pixel_values, torch.from_numpy(expected).float(), atol=two_levels, rtol=0)
+    antialiased = XViTVideoProcessor(antialias=True, **options)(path).pixel_values[0]
+    assert (antialiased - torch.from_numpy(expected).float()).abs().max() > 3 * two_levels
+
+
+def test_one_crop_resizes_to_size_and_three_crops_to_the_crop_size(real_videos):
+    """The original's test views: one crop after resizing the short side to 256 (Kinetics), three after resizing it
+    to the crop size, so that the three crops tile the long side."""
+    path = real_videos["bikes"]
+    options = dict(num_frames=2, sampling="dense", sampling_rate=8, size={"shortest_edge": 256})
+    frames = raw_processor(num_frames=2, sampling="dense", sampling_rate=8)(path).pixel_values[0].numpy()
+    two_levels = 2 / 255 / 0.5
+    one_crop = XViTVideoProcessor(**options)(path).pixel_values[0]
+    expected = torch.from_numpy(original_test_pixels(frames, short_side=256)).float()
+    torch.testing.assert_close(one_crop, expected, atol=two_levels, rtol=0)
+    centre_of_three = XViTVideoProcessor(num_spatial_crops=3, **options)(path).pixel_values[1]
+    expected = torch.from_numpy(original_test_pixels(frames, short_side=224)).float()
+    torch.testing.assert_close(centre_of_three, expected, atol=two_levels, rtol=0)

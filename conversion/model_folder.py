@@ -1,0 +1,263 @@
+"""Writing model folders: the one place that knows what a complete XViT folder for the Hub holds.
+
+The converters, the training script and the demo model all write their folders with `write_hub_folder`:
+
+    from conversion.model_card import ModelCardInputs
+    from conversion.model_folder import write_hub_folder
+
+    write_hub_folder("xvit-finetuned", model, ModelCardInputs(model_id="you/xvit-finetuned", ...), processor)
+
+The folder holds the weights (safetensors only), `config.json` (with `auto_map` for AutoConfig, AutoModel and
+AutoModelForVideoClassification, and the label names), `video_preprocessor_config.json` (with `auto_map`), the
+remote-code files, the Inference Endpoints `handler.py` and the model card `README.md`. `config.json` is written last,
+so a folder whose writer was killed never loads as a model, and by default the whole folder appears at once
+(`atomic_output_dir`): a failed write leaves nothing.
+"""
+
+import fcntl
+import importlib.resources
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from glob import escape
+from pathlib import Path
+
+from conversion.model_card import ModelCardInputs, render_model_card
+from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel, XViTVideoProcessor
+
+logger = logging.getLogger(__name__)
+
+KNOWN_LABEL_SETS = ("kinetics400", "kinetics600", "ssv2")
+CONFIG_NAME = "config.json"
+PROCESSOR_CONFIG_NAME = "video_preprocessor_config.json"
+# The Inference Endpoints handler copied into every folder (it imports only the standard library, torch, transformers).
+HANDLER_SOURCE = Path(__file__).with_name("handler.py")
+
+
+class ConversionError(ValueError):
+    """The input cannot be converted or published; the message says which file or tensor and why."""
+
+
+def load_labels(spec: str) -> list[str]:
+    """Class names in index order: a label set shipped with the package, or a text file with one name per line."""
+    if spec in KNOWN_LABEL_SETS:
+        text = importlib.resources.files("modeling_xvit").joinpath("labels", f"{spec}.txt").read_text(encoding="utf-8")
+    elif Path(spec).is_file():
+        text = Path(spec).read_text(encoding="utf-8")
+    else:
+        raise ConversionError(f"--labels {spec!r} is neither one of {list(KNOWN_LABEL_SETS)} nor an existing file.")
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConversionError(f"Label list {spec} repeats {duplicates}.")
+    return labels
+
+
+# --- The output location ------------------------------------------------------------------------------------------
+
+
+def check_output_dir(output_dir: str | os.PathLike) -> Path:
+    """Refuse, before any work is done, an output folder that exists and is not empty or that cannot be written.
+
+    Also removes the staging folders that interrupted runs left next to it (see `atomic_output_dir`).
+    """
+    output_dir = Path(output_dir)
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise ConversionError(f"Output folder {output_dir} already exists and is not empty; choose another one.")
+    _check_writable(output_dir)
+    remove_stale_partial_folders(output_dir)
+    return output_dir
+
+
+def _check_writable(output_dir: Path) -> None:
+    """Create and remove a folder where `output_dir` will be made (as root, permission bits alone prove nothing)."""
+    ancestor = output_dir.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".xvit-write-test.", dir=ancestor))
+    except OSError as error:
+        raise ConversionError(
+            f"Cannot write the output folder {output_dir}: {ancestor} does not accept new folders ({error.strerror})."
+        ) from None
+
+
+def _partial_folders(output_dir: Path) -> list[Path]:
+    pattern = f".{escape(output_dir.name)}.*.partial"
+    return [path for path in output_dir.parent.glob(pattern) if path.is_dir() and not path.is_symlink()]
+
+
+def remove_stale_partial_folders(output_dir: str | os.PathLike) -> list[Path]:
+    """Delete the `.NAME.xxxx.partial` staging folders of `output_dir` whose writer is gone (killed mid-write).
+
+    A writer holds a lock on its staging folder for as long as it runs, and the kernel drops the lock when the
+    process dies, so a folder that can be locked is stale and a folder still being written is left alone.
+    """
+    removed = []
+    for staging in _partial_folders(Path(output_dir)):
+        descriptor = os.open(staging, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # another process is writing it
+        else:
+            shutil.rmtree(staging)
+            removed.append(staging)
+            logger.warning(f"Removed {staging}, left behind by an interrupted run.")
+        finally:
+            os.close(descriptor)
+    return removed
+
+
+@contextmanager
+def atomic_output_dir(output_dir: str | os.PathLike) -> Iterator[Path]:
+    """A staging folder `.NAME.xxxx.partial` next to `output_dir` that becomes `output_dir` only if the block succeeds.
+
+    The staging folder is locked while this process lives, so that `remove_stale_partial_folders` tells an
+    interrupted run's leftovers from a run in progress.
+    """
+    output_dir = check_output_dir(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
+    lock = os.open(staging, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes the folder private; the result should look like any new folder
+        yield staging
+        if output_dir.exists():
+            output_dir.rmdir()
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        os.close(lock)
+
+
+# --- The folder -----------------------------------------------------------------------------------------------------
+
+
+def default_video_processor(config: XViTConfig) -> XViTVideoProcessor:
+    """The video processor for a model without a recipe of its own: `config.num_frames` frames, the short side resized
+    to `config.image_size` and a centre crop of that size (the original's test pipeline), segment sampling."""
+    size = config.image_size
+    return XViTVideoProcessor(
+        num_frames=config.num_frames, size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    )
+
+
+def _check_processor_fits(processor: XViTVideoProcessor, config: XViTConfig) -> None:
+    crop = (processor.crop_size["height"], processor.crop_size["width"])
+    if crop != (config.image_size, config.image_size) or processor.num_frames != config.num_frames:
+        raise ConversionError(
+            f"The video processor makes {processor.num_frames}-frame clips of {crop[0]} x {crop[1]} pixels but the"
+            f" model takes {config.num_frames} frames of {config.image_size} x {config.image_size}."
+        )
+
+
+def _auto_map(model: XViTForVideoClassification) -> dict[str, str]:
+    """The Auto classes the folder serves as remote code; the backbone (AutoModel) loads from a classifier's folder."""
+    classes = {
+        "AutoConfig": type(model.config),
+        "AutoModel": XViTModel,
+        "AutoModelForVideoClassification": XViTForVideoClassification,
+    }
+    return {auto: f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}" for auto, cls in classes.items()}
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _fill_folder(
+    folder: Path,
+    model: XViTForVideoClassification,
+    video_processor: XViTVideoProcessor,
+    card_text: str,
+    check: Callable[[Path], None] | None,
+) -> None:
+    """Write every file of the folder, `config.json` last, then run `check` on it. The model and the processor are
+    saved into a hidden scratch folder first, because `save_pretrained` writes `config.json` before the weights."""
+    (folder / CONFIG_NAME).unlink(missing_ok=True)  # rewriting a folder in place: not a model until done
+    scratch = Path(tempfile.mkdtemp(prefix=".writing.", dir=folder))
+    try:
+        model.save_pretrained(scratch)  # safetensors weights, config, and the code files (registered Auto classes)
+        video_processor.save_pretrained(scratch)  # processor config with `auto_map`, and its code files
+        config = json.loads((scratch / CONFIG_NAME).read_text(encoding="utf-8"))
+        (scratch / CONFIG_NAME).unlink()
+        for path in scratch.iterdir():
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copyfile(HANDLER_SOURCE, folder / "handler.py")
+    _write_text_atomically(folder / "README.md", card_text)
+    config["auto_map"] = {**config.get("auto_map", {}), **_auto_map(model)}
+    _write_text_atomically(folder / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if check is not None:
+        check(folder)
+
+
+def write_hub_folder(
+    output_dir: str | os.PathLike,
+    model: XViTForVideoClassification,
+    card: ModelCardInputs,
+    video_processor: XViTVideoProcessor | None = None,
+    *,
+    atomic: bool = True,
+    check: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write the complete Hub folder of `model` to `output_dir` and return its path.
+
+    Args:
+        output_dir: the folder to create.
+        model: the video classifier whose weights and config are saved.
+        card: what the model card says beyond the config (see `conversion.model_card.ModelCardInputs`).
+        video_processor: the processor reproducing the model's data pipeline; default `default_video_processor`.
+            Its clip length and crop size must be the model's.
+        atomic: build the folder next to `output_dir` and move it in place when complete; `output_dir` must then not
+            exist or be empty. With `atomic=False` the files are written into `output_dir` (created if needed) and
+            replace files of the same names, for example in a training run's output folder.
+        check: called with the complete folder before it is moved into place (for example
+            `conversion.verify_hub_folder.check_hub_folder`); raising discards an atomic folder.
+    """
+    if not isinstance(model, XViTForVideoClassification):
+        raise ConversionError(
+            f"A Hub folder holds a video classifier (XViTForVideoClassification), got {type(model).__name__}; the"
+            " backbone alone loads from it with AutoModel."
+        )
+    video_processor = video_processor or default_video_processor(model.config)
+    _check_processor_fits(video_processor, model.config)
+    card_text = render_model_card(model.config, card)  # fails before anything is written
+    if atomic:
+        with atomic_output_dir(output_dir) as staging:
+            _fill_folder(staging, model, video_processor, card_text, check)
+    else:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        _fill_folder(Path(output_dir), model, video_processor, card_text, check)
+    return Path(output_dir)
+
+
+def exit_status(action: Callable[[], object]) -> int:
+    """The exit status of a script: 0 when `action` succeeds, else 1 after printing why it refused, one `error:` line
+    per line of the `ConversionError`'s message (no traceback)."""
+    try:
+        action()
+    except ConversionError as error:
+        for line in str(error).splitlines():
+            print(f"error: {line.strip()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_conversion(convert: Callable[[], Path]) -> int:
+    """The exit status of a conversion script: print where `convert` wrote, or why it refused (nothing written)."""
+    return exit_status(lambda: print(f"Wrote {convert()}"))

@@ -1,0 +1,87 @@
+"""The Hub-folder verifier: a complete folder passes every check offline without the package; a broken one fails,
+naming each broken check."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conversion.model_card import ModelCardInputs
+from conversion.model_folder import write_hub_folder
+from conversion.verify_hub_folder import main, static_checks
+from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+
+CHECKS = (
+    "publishable files",
+    "required files",
+    "config.json auto_map",
+    "video_preprocessor_config.json auto_map",
+    "model card metadata",
+    "AutoConfig",
+    "AutoModel",
+    "AutoModelForVideoClassification",
+    "AutoVideoProcessor",
+    'pipeline("video-classification")',
+    "Inference Endpoints handler",
+    "no modeling_xvit import",
+)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, tiny_config) -> Path:
+    torch.manual_seed(0)
+    model = XViTForVideoClassification(tiny_config(id2label={0: "archery", 1: "juggling", 2: "surfing"}))
+    processor = XViTVideoProcessor(num_frames=4, size={"shortest_edge": 32}, crop_size=32)
+    return write_hub_folder(tmp_path_factory.mktemp("verify") / "xvit", model, ModelCardInputs(origin="x"), processor)
+
+
+def checklist(output: str) -> dict[str, str]:
+    """`{check name: "ok" | "FAIL"}` from the printed checklist."""
+    lines = [line.strip() for line in output.splitlines() if line.strip().startswith(("[ok]", "[FAIL]"))]
+    return {line.split("]", 1)[1].strip().split(": ", 1)[0]: line[1:].split("]")[0] for line in lines}
+
+
+def test_a_complete_folder_passes_every_check_on_a_real_video(folder, real_videos, capsys):
+    assert main([str(folder), "--video", real_videos["bikes"]]) == 0
+    output = capsys.readouterr().out
+    assert checklist(output) == dict.fromkeys(CHECKS, "ok"), output
+
+
+def test_a_broken_folder_fails_naming_the_broken_checks(folder, tmp_path, capsys):
+    broken = Path(shutil.copytree(folder, tmp_path / "broken"))
+    (broken / "video_processing_xvit.py").unlink()  # the processor's remote code is gone
+    config = json.loads((broken / "config.json").read_text())
+    del config["auto_map"]["AutoModel"]
+    (broken / "config.json").write_text(json.dumps(config))
+    (broken / "README.md").write_text(
+        (broken / "README.md").read_text().replace("pipeline_tag: video-classification\n", "")
+    )
+
+    assert main([str(broken)]) == 1
+    captured = capsys.readouterr()
+    results = checklist(captured.out)
+    failed = {
+        "required files",
+        "config.json auto_map",
+        "model card metadata",
+        "AutoModel",
+        "AutoVideoProcessor",
+        'pipeline("video-classification")',
+        "Inference Endpoints handler",
+    }
+    assert {name for name, status in results.items() if status == "FAIL"} == failed, captured.out
+    assert "missing ['video_processing_xvit.py']" in captured.out
+    assert "config.json has no auto_map entry for ['AutoModel']" in captured.out
+    assert captured.err.startswith("error: The model folder failed the Hub checks ['required files',")
+
+
+def test_file_checks_refuse_a_symlink_out_of_the_folder(folder, tmp_path):
+    broken = Path(shutil.copytree(folder, tmp_path / "linked"))
+    (tmp_path / "secret.txt").write_text("token")
+    (broken / "notes.txt").symlink_to(tmp_path / "secret.txt")
+    (files,) = [check for check in static_checks(broken) if check.name == "publishable files"]
+    assert (
+        not files.ok and f"notes.txt: a symbolic link to {tmp_path / 'secret.txt'}, outside the folder" in files.detail
+    )
