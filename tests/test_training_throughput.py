@@ -44,6 +44,6 @@ def test_report_names_the_bottleneck_figures():
     report = markdown(results)
     assert "| whole training loop, 2 DataLoader worker(s) | 5.60 |" in report
     assert "| model only (forward + backward + AdamW, 333 ms per step) | 6.00 |" in report
-    assert (
-        "| CPU cores needed per GPU | 47 | 25 |" in report and "load average (1, 5, 15 min) at the end: 1.0" in report
-    )
+    assert "from videos of | 640x360 | 456x256 (pre-resized) |" in report
+    assert "| CPU cores needed per GPU | 47 | 25 |" in report
+    assert "load average (1, 5, 15 min) at the end: 1.0" in report
