@@ -65,17 +65,12 @@ class StepClock(TrainerCallback):
 
 
 def xvit_config(preset: Preset, num_labels: int) -> XViTConfig:
-    """XViT at the preset's size, its temporal head as wide as the backbone (as in the released model)."""
+    """XViT at the preset's size; the temporal head takes the backbone's heads and MLP width, as in the released model,
+    and the classifier's hidden layer its width."""
+    sizes = ("image_size", "patch_size", "num_frames", "hidden_size", "num_hidden_layers", "num_attention_heads")
     return XViTConfig(
-        image_size=preset.image_size,
-        patch_size=preset.patch_size,
-        num_frames=preset.num_frames,
-        hidden_size=preset.hidden_size,
-        num_hidden_layers=preset.num_hidden_layers,
-        num_attention_heads=preset.num_attention_heads,
+        **{name: getattr(preset, name) for name in sizes},
         intermediate_size=preset.intermediate_size,
-        temporal_attention_num_heads=preset.num_attention_heads,
-        temporal_attention_intermediate_size=preset.intermediate_size,
         classifier_hidden_size=preset.hidden_size,
         num_labels=num_labels,
     )
