@@ -1,0 +1,492 @@
+#!/usr/bin/env python
+"""
+Fine-tune, evaluate and test XViT on labelled videos with the Transformers `Trainer`, on one CPU or GPU or on many
+GPUs and machines through Accelerate: `accelerate launch` and `torchrun` run this script unchanged.
+
+    python examples/run_video_classification.py --data_dir videos/ --model_name_or_path xvit-b16-16-k600 \\
+        --ignore_mismatched_sizes --recipe examples/recipes/finetune.yaml --output_dir xvit-finetuned \\
+        --do_train --do_eval --do_predict
+
+Every `TrainingArguments` flag works (--bf16, --gradient_checkpointing, --torch_compile, --resume_from_checkpoint,
+--report_to tensorboard, --push_to_hub, ...); --recipe FILE sets defaults for any of the flags below from a YAML or
+JSON file, which the command line overrides. The output folder receives the checkpoints, `all_results.json`,
+`predictions.jsonl` (per-class scores of every test video), `training_curve.png` and the model folder itself, which
+loads with `AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True)` and
+`pipeline("video-classification", model=folder, trust_remote_code=True)`. README.md, section "Training", has the
+data formats, the recipes and the multi-GPU and multi-node commands.
+"""
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run by path (`python examples/x.py`): import this repository's packages by name
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import datasets  # noqa: E402
+import evaluate  # noqa: E402
+import numpy as np  # noqa: E402
+import transformers  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoConfig,
+    AutoModelForVideoClassification,
+    AutoVideoProcessor,
+    EvalPrediction,
+    HfArgumentParser,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.trainer_utils import PredictionOutput, get_last_checkpoint, set_seed  # noqa: E402
+
+from conversion.model_folder import default_video_processor  # noqa: E402
+from examples.training_curve import write_training_curve  # noqa: E402
+from examples.video_collator import VideoClassificationCollator, clip_mixing  # noqa: E402
+from examples.video_data import (  # noqa: E402
+    DataArguments,
+    LabelEncoder,
+    SplitColumns,
+    StreamedVideoRows,
+    VideoRows,
+    check_labels,
+    find_class_names,
+    load_video_splits,
+    undecoded,
+    video_column,
+)
+from examples.video_trainer import VideoClassificationTrainer, video_classification_loss  # noqa: E402
+from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTVideoProcessor  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+TOP_K_ACCURACY = Path(__file__).resolve().parent / "metrics" / "top_k_accuracy"
+
+
+@dataclass
+class RecipeArguments:
+    recipe: str | None = field(
+        default=None,
+        metadata={"help": "YAML or JSON file of defaults for any argument (examples/recipes/); flags override it."},
+    )
+
+
+@dataclass
+class ModelArguments:
+    """Where the model starts from."""
+
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "An XViT folder or Hub id to fine-tune (see --ignore_mismatched_sizes)."}
+    )
+    init_from_image_model: str | None = field(
+        default=None,
+        metadata={"help": "A Transformers ViT folder or timm ViT state dict: the backbone starts from its weights."},
+    )
+    config_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Config (a JSON file, folder or Hub id) of a model trained from scratch; default XViT-B/16."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "Config fields to set, `key=value,...` with JSON values: `num_frames=8,frame_dropout_prob=0.5`."
+        },
+    )
+    video_processor_name: str | None = field(
+        default=None,
+        metadata={"help": "Video processor folder or Hub id; default: the model's, else one made for the config."},
+    )
+    video_processor_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "Video processor settings, `key=value,...`: `sampling=dense,sampling_rate=4,do_flip=false`."
+        },
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False, metadata={"help": "Start a new classifier when the label set differs from the model's."}
+    )
+    freeze_backbone: bool = field(default=False, metadata={"help": "Train only the classifier (linear probing)."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub models that bring their own code."})
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of a Hub model."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where downloaded models and prepared data sets are kept (default: HF_HOME)."}
+    )
+
+
+# --- Arguments -------------------------------------------------------------------------------------------------
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """Command line over `--recipe` defaults over the dataclasses' defaults."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((RecipeArguments, ModelArguments, DataArguments, TrainingArguments))
+    recipe_parser = argparse.ArgumentParser(add_help=False)
+    recipe_parser.add_argument("--recipe")
+    recipe = recipe_parser.parse_known_args(argv)[0].recipe
+    if recipe:
+        parser.set_defaults(**read_recipe(recipe))
+    _, model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    return model_args, data_args, training_args
+
+
+def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """A recipe file's settings, checked against the script's arguments."""
+    import yaml
+
+    with open(path, encoding="utf-8") as file:
+        settings = yaml.safe_load(file) or {}  # YAML reads JSON too
+    if not isinstance(settings, dict):
+        raise ValueError(f"Recipe {path} must be a mapping of argument names to values.")
+    known = {
+        f.name
+        for dataclass in (ModelArguments, DataArguments, TrainingArguments)
+        for f in dataclasses.fields(dataclass)
+    }
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"Recipe {path} sets unknown arguments {unknown}; see --help for the arguments.")
+    return settings
+
+
+def parse_overrides(text: str | None, option: str, known: set[str]) -> dict[str, Any]:
+    """`key=value,key=[1,2],...` -> dict; values are read as JSON when they parse (numbers, lists, true/false)."""
+    overrides = {}
+    for item in re.split(r",(?![^\[]*\])", text or ""):
+        if not item.strip():
+            continue
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not equals or not key:
+            raise ValueError(f"{option}: expected key=value pairs separated by commas, got {item!r}.")
+        try:
+            overrides[key] = json.loads(value.lower() if value.lower() in ("true", "false", "null") else value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"{option}: unknown setting(s) {unknown}; known: {sorted(known)}.")
+    return overrides
+
+
+# --- Model and video processor ---------------------------------------------------------------------------------
+
+
+def build_model(model_args: ModelArguments, label_names: list[str]) -> XViTForVideoClassification:
+    """The model to train, from an XViT, from an image ViT, or from a config, with the data's label set."""
+    starts = [
+        name for name in ("model_name_or_path", "init_from_image_model", "config_name") if getattr(model_args, name)
+    ]
+    if len(starts) > 1:
+        raise ValueError(f"Give at most one of --{', --'.join(starts)}.")
+    labels = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: index for index, name in enumerate(label_names)},
+        "problem_type": "single_label_classification",
+    }
+    overrides = parse_overrides(model_args.config_overrides, "--config_overrides", set(XViTConfig().to_dict()))
+    if model_args.model_name_or_path:
+        hub = {
+            "revision": model_args.model_revision,
+            "trust_remote_code": model_args.trust_remote_code,
+            "cache_dir": model_args.cache_dir,
+        }
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub, **overrides, **labels)
+        return AutoModelForVideoClassification.from_pretrained(
+            model_args.model_name_or_path,
+            config=config,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+            **hub,
+        )
+    if model_args.init_from_image_model:
+        from conversion.convert_vit_to_xvit import xvit_from_vit
+
+        return xvit_from_vit(model_args.init_from_image_model, **{**overrides, **labels})
+    config_dict = XViTConfig.get_config_dict(model_args.config_name)[0] if model_args.config_name else {}
+    return XViTForVideoClassification(XViTConfig.from_dict({**config_dict, **overrides, **labels}))
+
+
+def video_processor_for(config: XViTConfig) -> XViTVideoProcessor:
+    """The original's pipeline at the config's frame size and clip length (`default_video_processor`), with the
+    training scale jitter 256-320 scaled by `image_size / 224`."""
+    processor = default_video_processor(config)
+    processor.scale_jitter = [round(config.image_size * 256 / 224), round(config.image_size * 320 / 224)]
+    return processor
+
+
+def build_video_processor(model_args: ModelArguments, config: XViTConfig) -> XViTVideoProcessor:
+    source = model_args.video_processor_name or model_args.model_name_or_path
+    processor = None
+    if source:
+        try:
+            processor = AutoVideoProcessor.from_pretrained(
+                source,
+                revision=model_args.model_revision,
+                trust_remote_code=model_args.trust_remote_code,
+                cache_dir=model_args.cache_dir,
+            )
+        except OSError:
+            if model_args.video_processor_name:
+                raise
+            logger.info("%s has no video processor config: using one made for the model's config.", source)
+    processor = processor or video_processor_for(config)
+    settings = processor.to_dict()
+    overrides = parse_overrides(model_args.video_processor_overrides, "--video_processor_overrides", set(settings))
+    return type(processor).from_dict({**settings, **overrides}) if overrides else processor
+
+
+# --- Data ------------------------------------------------------------------------------------------------------
+
+
+def split_rows(
+    split_name: str,
+    split,
+    data_args: DataArguments,
+    labels: LabelEncoder,
+    processing: dict[str, Any],
+    training_args: TrainingArguments | None = None,
+) -> VideoRows | StreamedVideoRows:
+    """A split's rows for the DataLoader; a prepared split's labels are checked here, before any training."""
+    column = video_column(split, data_args.video_column_name)
+    columns = SplitColumns(split_name, column, data_args.label_column_name, labels, data_args.video_root, processing)
+    split = undecoded(split, column)
+    if isinstance(split, datasets.IterableDataset):
+        if training_args is None:  # evaluation streams are shared out by accelerate, which keeps batches even
+            return StreamedVideoRows(split, columns)
+        return StreamedVideoRows(split, columns, training_args.process_index, training_args.world_size)
+    check_labels(split, columns)
+    return VideoRows(split, columns)
+
+
+def views(data_args: DataArguments, multi_view: bool) -> dict[str, Any]:
+    """Processor options of evaluation clips: one centre view, or the multi-view protocol."""
+    if not multi_view:
+        return {"do_augment": False, "num_temporal_views": 1, "num_spatial_crops": 1}
+    return {
+        "do_augment": False,
+        "num_temporal_views": data_args.eval_num_temporal_views,
+        "num_spatial_crops": data_args.eval_num_spatial_crops,
+    }
+
+
+def check_processing(processor: XViTVideoProcessor, processing: dict[str, Any]) -> None:
+    """Fail before training when the processor refuses a split's options (say 4 temporal views of segment sampling),
+    rather than later, when every video would be counted as unreadable."""
+    blank_video = np.zeros((processor.num_frames, 8, 8, 3), dtype=np.uint8)
+    try:
+        processor(blank_video, return_tensors="pt", **processing)
+    except ValueError as error:
+        raise ValueError(f"The video processor refuses the options {processing}: {error}") from error
+
+
+def view_counts(prefix: str, data_args: DataArguments) -> dict[str, Any]:
+    """The views of a multi-view evaluation: `"2x3"` (temporal x spatial) and each count (read by the model card)."""
+    temporal, spatial = data_args.eval_num_temporal_views, data_args.eval_num_spatial_crops
+    return {
+        f"{prefix}_num_views": f"{temporal}x{spatial}",
+        f"{prefix}_num_temporal_views": temporal,
+        f"{prefix}_num_spatial_crops": spatial,
+    }
+
+
+def top_k_metrics(eval_prediction: EvalPrediction, metric) -> dict[str, float]:
+    """Top-1 and top-5 accuracy; rows with a negative label are padding added by distributed gathering."""
+    labels = np.asarray(eval_prediction.label_ids)[:, 0]
+    kept = labels >= 0
+    return metric.compute(predictions=eval_prediction.predictions[kept], references=labels[kept], k=[1, 5])
+
+
+def write_predictions(
+    output: PredictionOutput, rows: VideoRows, label_names: list[str], path: Path, probabilities: bool
+) -> None:
+    """One JSON line per test video: its name, label, predicted class and the score of every class."""
+    scores = np.asarray(output.predictions, dtype=np.float64)
+    if not probabilities:  # logits of one view
+        scores = np.exp(scores - scores.max(1, keepdims=True))
+        scores /= scores.sum(1, keepdims=True)
+    with open(path, "w", encoding="utf-8") as file:
+        for video_scores, (label, index) in zip(scores, np.asarray(output.label_ids), strict=True):
+            if label < 0:
+                continue
+            entry = {
+                "video": rows.video_name(int(index)),
+                "label": label_names[label],
+                "predicted_label": label_names[int(video_scores.argmax())],
+                "scores": {
+                    name: round(float(score), 6) for name, score in zip(label_names, video_scores, strict=True)
+                },
+            }
+            file.write(json.dumps(entry) + "\n")
+
+
+# --- Saving and publishing -------------------------------------------------------------------------------------
+
+
+# TODO(coordinator): swap for the shared model-folder writer (conversion/model_folder.py: weights, config with
+# auto_map and labels, processor config, remote code, handler.py, model card).
+def save_model_folder(trainer: VideoClassificationTrainer, processor, folder: str | os.PathLike) -> None:
+    """The trained model as a folder that AutoModelForVideoClassification and the pipeline load (remote code)."""
+    state_dict = trainer.accelerator.get_state_dict(trainer.model)  # gathers FSDP shards: every process calls it
+    if trainer.is_world_process_zero():
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(folder, state_dict=state_dict)
+        processor.save_pretrained(folder)
+
+
+# TODO(coordinator): swap for the shared Hub publishing of a complete model folder (card, handler).
+def push_model_folder(folder: str | os.PathLike, training_args: TrainingArguments) -> None:
+    """Publish the model folder's own files (not the checkpoints, logs or pickles beside them) to the Hub."""
+    from conversion.push_to_hub import PUBLISHED_SUFFIXES, push_to_hub
+
+    with tempfile.TemporaryDirectory() as staging:
+        for path in Path(folder).iterdir():
+            if path.is_file() and path.name.endswith(PUBLISHED_SUFFIXES):
+                shutil.copy2(path, staging)
+        push_to_hub(
+            staging,
+            training_args.hub_model_id or Path(training_args.output_dir).name,
+            private=bool(training_args.hub_private_repo),
+            revision=training_args.hub_revision,
+            commit_message="XViT trained with examples/run_video_classification.py",
+            token=training_args.hub_token,
+        )
+
+
+# --- Main ------------------------------------------------------------------------------------------------------
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    if training_args.should_log:
+        transformers.utils.logging.set_verbosity_info()
+    log_level = training_args.get_process_log_level()
+    for name in (__name__, "examples"):
+        logging.getLogger(name).setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+
+
+def check_splits(splits: dict, training_args: TrainingArguments) -> None:
+    needed = {
+        "train": training_args.do_train,
+        "validation": training_args.do_eval or training_args.eval_strategy != "no",
+        "test": training_args.do_predict,
+    }
+    missing = [split for split, wanted in needed.items() if wanted and split not in splits]
+    if missing:
+        raise ValueError(f"The data has no {missing} split(s), found {sorted(splits)}; see --help for the sources.")
+
+
+def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Train, evaluate and test as the arguments ask; returns the metrics written to `all_results.json`."""
+    model_args, data_args, training_args = parse_arguments(argv)
+    setup_logging(training_args)
+    # The rows hold more than the model's inputs (video, sample key, processor options): the collator builds them.
+    training_args.remove_unused_columns = False
+    if data_args.streaming:
+        training_args.accelerator_config.dispatch_batches = False  # each process reads its own stream
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # published once, at the end
+    set_seed(training_args.seed)
+
+    splits = load_video_splits(data_args, seed=training_args.seed, cache_dir=model_args.cache_dir)
+    check_splits(splits, training_args)
+    label_names = find_class_names(splits, data_args)
+    model = build_model(model_args, label_names)
+    if model_args.freeze_backbone:
+        model.xvit.requires_grad_(False)
+    processor = build_video_processor(model_args, model.config)
+
+    labels = LabelEncoder(label_names)
+    rows = {}
+    if training_args.do_train:
+        rows["train"] = split_rows("train", splits["train"], data_args, labels, {"do_augment": True}, training_args)
+    for split in ("validation", "test"):
+        if split in splits:
+            rows[split] = split_rows(split, splits[split], data_args, labels, views(data_args, multi_view=False))
+            if data_args.num_eval_views > 1:
+                rows[f"{split}_multiview"] = split_rows(
+                    split, splits[split], data_args, labels, views(data_args, multi_view=True)
+                )
+    for split_videos in rows.values():
+        check_processing(processor, split_videos.columns.processing)
+    metric = evaluate.load(str(TOP_K_ACCURACY), keep_in_memory=True, cache_dir=model_args.cache_dir)
+    mixing = clip_mixing(len(label_names), data_args.mixup_alpha, data_args.cutmix_alpha)
+    trainer = VideoClassificationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=rows.get("train"),
+        eval_dataset=rows.get("validation"),
+        processing_class=processor,
+        data_collator=VideoClassificationCollator(processor, seed=training_args.seed, mixing=mixing),
+        compute_metrics=partial(top_k_metrics, metric=metric),
+        compute_loss_func=partial(video_classification_loss, label_smoothing=training_args.label_smoothing_factor),
+        callbacks=list(callbacks),
+        max_bad_video_fraction=data_args.max_bad_video_fraction,
+    )
+
+    results = {}
+    output_dir = Path(training_args.output_dir)
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint
+        if checkpoint is None and output_dir.is_dir():
+            checkpoint = get_last_checkpoint(output_dir)  # a killed run started again resumes where it stopped
+            if checkpoint:
+                logger.info("Resuming from the last checkpoint in the output folder: %s", checkpoint)
+        metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
+        save_model_folder(trainer, processor, output_dir)
+        results.update(_report(trainer, "train", metrics))
+        trainer.save_state()
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        if "validation_multiview" in rows:
+            metrics.update(trainer.evaluate(rows["validation_multiview"], metric_key_prefix="eval_multiview"))
+            metrics.update(view_counts("eval_multiview", data_args))
+        results.update(_report(trainer, "eval", metrics))
+    if training_args.do_predict:
+        results.update(_predict(trainer, rows, data_args, label_names, output_dir))
+    if training_args.do_train and trainer.is_world_process_zero():
+        curve = output_dir / "training_curve.png"
+        write_training_curve(trainer.state.log_history, curve, title=output_dir.name, num_labels=len(label_names))
+    if push_to_hub and trainer.is_world_process_zero():
+        push_model_folder(output_dir, training_args)
+    return results
+
+
+def _predict(trainer, rows: dict, data_args: DataArguments, label_names: list[str], output_dir: Path) -> dict:
+    """Test metrics (one view, and the multi-view protocol when asked) and the predictions file."""
+    output = trainer.predict(rows["test"], metric_key_prefix="test")
+    metrics, probabilities = output.metrics, False
+    if "test_multiview" in rows:
+        output = trainer.predict(rows["test_multiview"], metric_key_prefix="test_multiview")
+        metrics.update(output.metrics)
+        metrics.update(view_counts("test_multiview", data_args))
+        probabilities = True
+    if trainer.is_world_process_zero():
+        if isinstance(rows["test"], VideoRows):
+            write_predictions(output, rows["test"], label_names, output_dir / "predictions.jsonl", probabilities)
+        else:
+            logger.warning("Streamed test data: the per-video predictions file needs a prepared (non-streamed) split.")
+    return _report(trainer, "test", metrics)
+
+
+def _report(trainer, split: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    trainer.log_metrics(split, metrics)
+    trainer.save_metrics(split, metrics)  # also merged into all_results.json
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The training-throughput benchmark: runnable both ways, and its report from a results dict."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.training_throughput import markdown
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("how", ["path", "module"])
+def test_help(how):
+    command = ["benchmarks/training_throughput.py"] if how == "path" else ["-m", "benchmarks.training_throughput"]
+    completed = subprocess.run(
+        [sys.executable, *command, "--help"], cwd=REPOSITORY, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "--rounds" in completed.stdout and "--gpu-tflops" in completed.stdout
+
+
+def test_report_names_the_bottleneck_figures():
+    estimate = {
+        "train_gflops_per_clip": 1683.1,
+        "gpu_tflops": 989.0,
+        "utilisation": 0.4,
+        "gpu_clips_per_second": 235.0,
+        "decode_clips_per_second_per_core": 5.0,
+        "cores_per_gpu": 47.0,
+    }
+    results = {
+        "preset": {"name": "small", "description": "ViT-Ti", "batch_size": 2},
+        "machine": {"cpu": "CPU", "cpu_count": 2, "torch": "2.14", "load_average": (1.0, 2.0, 3.0)},
+        "rounds": 3,
+        "steps": 12,
+        "loop_clips_per_second": {"0": 4.0, "1": 5.5, "2": 5.6},
+        "model_only_clips_per_second": 6.0,
+        "model_step_ms": 333.3,
+        "decode_clips_per_second_per_core": {"640x360": 20.0},
+        "gpu_estimate": {"640x360": estimate, "456x256 (pre-resized)": {**estimate, "cores_per_gpu": 25.0}},
+    }
+    report = markdown(results)
+    assert "| whole training loop, 2 DataLoader worker(s) | 5.60 |" in report
+    assert "| model only (forward + backward + AdamW, 333 ms per step) | 6.00 |" in report
+    assert "from videos of | 640x360 | 456x256 (pre-resized) |" in report
+    assert "| CPU cores needed per GPU | 47 | 25 |" in report
+    assert "load average (1, 5, 15 min) at the end: 1.0" in report

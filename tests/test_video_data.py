@@ -1,0 +1,104 @@
+"""The training example's data sources, label checks and stream splitting."""
+
+import datasets
+import pytest
+
+from examples.video_data import (
+    DataArguments,
+    LabelEncoder,
+    SplitColumns,
+    StreamedVideoRows,
+    VideoRows,
+    check_labels,
+    find_class_names,
+    load_video_splits,
+    video_column,
+    video_source,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_labels"),
+    [
+        ("a/1.mp4 3\nb/2.mp4 0\n", [3, 0]),  # the original Kinetics lists: `path label`, no header
+        ("a/1.mp4,3\nb/2.mp4,0\n", [3, 0]),  # `path,label`, no header
+        ("label,video\n3,a/1.mp4\n0,b/2.mp4\n", [3, 0]),  # a header naming the columns, in any order
+        ("video,label\na/1.mp4,jump\nb/2.mp4,run\n", ["jump", "run"]),  # class names
+        ("path,label\na/1.mp4,jump\nb/2.mp4,run\n", ["jump", "run"]),  # a `path` column
+    ],
+)
+def test_list_files(tmp_path, text, expected_labels):
+    (tmp_path / "train.csv").write_text(text)
+    arguments = DataArguments(train_file=str(tmp_path / "train.csv"))
+    split = load_video_splits(arguments, cache_dir=str(tmp_path / "cache"))["train"]
+    assert split[video_column(split, "video")] == ["a/1.mp4", "b/2.mp4"] and split["label"] == expected_labels
+
+
+def test_exactly_one_source(tmp_path):
+    with pytest.raises(ValueError, match="exactly one source"):
+        load_video_splits(DataArguments(train_file="a.csv", data_dir=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="holds none of the folders"):
+        load_video_splits(DataArguments(data_dir=str(tmp_path)))
+
+
+def test_class_names_from_the_data():
+    labels = {
+        "train": datasets.Dataset.from_dict({"label": [2, 0]}),
+        "test": datasets.Dataset.from_dict({"label": [4]}),
+    }
+    assert find_class_names(labels, DataArguments()) == ["0", "1", "2", "3", "4"]
+    names = {"train": datasets.Dataset.from_dict({"label": ["run", "jump"]})}
+    assert find_class_names(names, DataArguments()) == ["jump", "run"]
+    assert find_class_names(names, DataArguments(class_names="ssv2"))[0] == "Approaching something with your camera"
+    stream = {"train": names["train"].to_iterable_dataset()}
+    with pytest.raises(ValueError, match="needs --class_names"):
+        find_class_names(stream, DataArguments())
+
+
+def test_labels_are_checked_with_the_row():
+    encoder = LabelEncoder(["jump", "run"])
+    assert [encoder(label, "row") for label in (1, "jump", 0, "run")] == [1, 0, 0, 1]
+    split = datasets.Dataset.from_dict({"video": ["a.mp4", "b.mp4", "c.mp4"], "label": [1, 0, 2]})
+    columns = SplitColumns("validation", "video", "label", encoder, "/videos", {})
+    with pytest.raises(
+        ValueError, match=r"Split 'validation', row 2 \(video /videos/c.mp4\): label 2 is out of range"
+    ):
+        check_labels(split, columns)
+    with pytest.raises(ValueError, match=r"row 7: label True is neither a class index nor a class name"):
+        encoder(True, "row 7")
+
+
+def test_video_entries():
+    assert video_source("a.mp4", "/root") == "/root/a.mp4" and video_source("/abs/a.mp4", None) == "/abs/a.mp4"
+    assert video_source({"path": "x.mp4", "bytes": b"123"}) == b"123"
+    assert video_source({"path": "x.mp4", "bytes": None}, "/root") == "/root/x.mp4"
+    with pytest.raises(ValueError, match="must be a path or a dict"):
+        video_source({"path": None, "bytes": None})
+
+
+def stream(num_rows: int = 12, num_shards: int = 4) -> datasets.IterableDataset:
+    def rows(shards):
+        for shard in shards:
+            for index in range(shard, num_rows, num_shards):
+                yield {"video": f"v{index}.mp4", "label": index % 2}
+
+    return datasets.IterableDataset.from_generator(rows, gen_kwargs={"shards": list(range(num_shards))})
+
+
+def test_a_stream_is_split_between_processes_with_stable_sample_keys():
+    columns = SplitColumns("train", "video", "label", LabelEncoder(["a", "b"]), None, {"do_augment": True})
+    whole = {item["video"]: item["sample_key"] for item in StreamedVideoRows(stream(), columns)}
+    shards = [StreamedVideoRows(stream(), columns, rank=rank, world_size=2) for rank in (0, 1)]
+    assert shards[0].split_by_node and not StreamedVideoRows(stream(), columns).split_by_node
+    parts = [list(shard) for shard in shards]
+    videos = [[item["video"] for item in part] for part in parts]
+    assert len(videos[0]) == len(videos[1]) == 6 and sorted(videos[0] + videos[1]) == sorted(whole)
+    assert all(whole[item["video"]] == item["sample_key"] for part in parts for item in part)
+    assert len(set(whole.values())) == 12
+
+
+def test_prepared_rows_name_their_videos():
+    split = datasets.Dataset.from_dict({"clip": ["a.mp4", "b.mp4"], "label": ["b", "a"], "extra": [1, 2]})
+    rows = VideoRows(split, SplitColumns("test", "clip", "label", LabelEncoder(["a", "b"]), "/v", {"x": 1}))
+    assert rows[1] == {"video": "/v/b.mp4", "label": 0, "sample_key": 1, "processing": {"x": 1}}
+    assert len(rows) == 2 and rows.video_name(0) == "/v/a.mp4"
