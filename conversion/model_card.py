@@ -6,7 +6,7 @@ tags, data sets, base model, widget examples and a `model-index` with the result
 it does, how to use it (pipeline, AutoModel, multi-view evaluation, Inference Endpoints) and the citation.
 
 Results come from the authors' publication for converted checkpoints (`reported_results`) or from a training run's
-`all_results.json` (`results_from_all_results`, keys in `ALL_RESULTS_KEYS`).
+`all_results.json` (`results_from_all_results`, keys in `all_results_keys`).
 """
 
 import json
@@ -109,14 +109,21 @@ def reported_results(dataset: str, config: XViTConfig) -> list[CardResult]:
     return list(PUBLISHED_RESULTS.get(dataset, ())) if released else []
 
 
-# Keys a training run writes to `all_results.json` (Trainer's `save_metrics`), accuracies as fractions in [0, 1]:
-# single-view evaluation (one centre clip) under Trainer's default prefix `eval_`, multi-view evaluation under
-# `eval_multiview_` (`trainer.evaluate(metric_key_prefix="eval_multiview")`) with the views it used.
-ALL_RESULTS_KEYS = {
-    "single_view": ("eval_top1_accuracy", "eval_top5_accuracy"),
-    "multi_view": ("eval_multiview_top1_accuracy", "eval_multiview_top5_accuracy"),
-    "multi_view_counts": ("eval_multiview_num_temporal_views", "eval_multiview_num_spatial_crops"),
-}
+def all_results_keys(prefix: str = "eval") -> dict[str, tuple[str, str]]:
+    """The keys a training run writes to `all_results.json` (Trainer's `save_metrics`) for one split, accuracies as
+    fractions in [0, 1]: single-view evaluation (one centre clip) under the split's prefix (Trainer's `eval_` for the
+    validation split, `test_` for `predict(metric_key_prefix="test")`), multi-view evaluation under
+    `{prefix}_multiview_` with the views it used."""
+    return {
+        "single_view": (f"{prefix}_top1_accuracy", f"{prefix}_top5_accuracy"),
+        "multi_view": (f"{prefix}_multiview_top1_accuracy", f"{prefix}_multiview_top5_accuracy"),
+        "multi_view_counts": (f"{prefix}_multiview_num_temporal_views", f"{prefix}_multiview_num_spatial_crops"),
+    }
+
+
+ALL_RESULTS_KEYS = all_results_keys("eval")
+# The metric prefix of each split a training run measures.
+SPLIT_PREFIXES = {"validation": "eval", "test": "test"}
 
 
 def _percent(metrics: Mapping[str, Any], key: str, source: str) -> float | None:
@@ -135,20 +142,25 @@ def _view_count(metrics: Mapping[str, Any], key: str, source: str) -> int:
     return value
 
 
-def results_from_all_results(all_results: str | os.PathLike | Mapping[str, Any], split: str = "validation"):
+def results_from_all_results(
+    all_results: str | os.PathLike | Mapping[str, Any], split: str = "validation", *, prefix: str = "eval"
+) -> list[CardResult]:
     """The accuracy figures of a training run, from its `all_results.json` (a path or the loaded mapping).
 
-    Reads the keys of `ALL_RESULTS_KEYS`; a protocol whose top-1 key is absent is left out.
+    Reads the keys `all_results_keys(prefix)` (the validation split's `ALL_RESULTS_KEYS` by default, `prefix="test"`
+    for the test split's: see `SPLIT_PREFIXES`) and labels the figures with `split`; a protocol whose top-1 key is
+    absent is left out.
     """
     source = "all_results" if isinstance(all_results, Mapping) else str(all_results)
     metrics = all_results if isinstance(all_results, Mapping) else json.loads(Path(all_results).read_text("utf-8"))
+    keys = all_results_keys(prefix)
     results = []
-    top1, top5 = (_percent(metrics, key, source) for key in ALL_RESULTS_KEYS["single_view"])
+    top1, top5 = (_percent(metrics, key, source) for key in keys["single_view"])
     if top1 is not None:
         results.append(CardResult(top1, top5, "1 clip, centre crop", 1, 1, split=split))
-    top1, top5 = (_percent(metrics, key, source) for key in ALL_RESULTS_KEYS["multi_view"])
+    top1, top5 = (_percent(metrics, key, source) for key in keys["multi_view"])
     if top1 is not None:
-        temporal, spatial = (_view_count(metrics, key, source) for key in ALL_RESULTS_KEYS["multi_view_counts"])
+        temporal, spatial = (_view_count(metrics, key, source) for key in keys["multi_view_counts"])
         results.append(
             CardResult(top1, top5, f"{spatial} spatial x {temporal} temporal", temporal, spatial, split=split)
         )

@@ -22,10 +22,12 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from glob import escape
 from pathlib import Path
+
+import torch
 
 from conversion.model_card import ModelCardInputs, render_model_card
 from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel, XViTVideoProcessor
@@ -184,13 +186,15 @@ def _fill_folder(
     video_processor: XViTVideoProcessor,
     card_text: str,
     check: Callable[[Path], None] | None,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
     """Write every file of the folder, `config.json` last, then run `check` on it. The model and the processor are
     saved into a hidden scratch folder first, because `save_pretrained` writes `config.json` before the weights."""
     (folder / CONFIG_NAME).unlink(missing_ok=True)  # rewriting a folder in place: not a model until done
     scratch = Path(tempfile.mkdtemp(prefix=".writing.", dir=folder))
     try:
-        model.save_pretrained(scratch)  # safetensors weights, config, and the code files (registered Auto classes)
+        # safetensors weights, config, and the code files (registered Auto classes)
+        model.save_pretrained(scratch, state_dict=state_dict)
         video_processor.save_pretrained(scratch)  # processor config with `auto_map`, and its code files
         config = json.loads((scratch / CONFIG_NAME).read_text(encoding="utf-8"))
         (scratch / CONFIG_NAME).unlink()
@@ -214,6 +218,7 @@ def write_hub_folder(
     *,
     atomic: bool = True,
     check: Callable[[Path], None] | None = None,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write the complete Hub folder of `model` to `output_dir` and return its path.
 
@@ -228,6 +233,9 @@ def write_hub_folder(
             replace files of the same names, for example in a training run's output folder.
         check: called with the complete folder before it is moved into place (for example
             `conversion.verify_hub_folder.check_hub_folder`); raising discards an atomic folder.
+        state_dict: the weights to save instead of `model.state_dict()`, such as the full weights that
+            `accelerator.get_state_dict` gathers from the shards of an FSDP-wrapped model (`save_pretrained` empties
+            the mapping as it writes).
     """
     if not isinstance(model, XViTForVideoClassification):
         raise ConversionError(
@@ -239,10 +247,10 @@ def write_hub_folder(
     card_text = render_model_card(model.config, card)  # fails before anything is written
     if atomic:
         with atomic_output_dir(output_dir) as staging:
-            _fill_folder(staging, model, video_processor, card_text, check)
+            _fill_folder(staging, model, video_processor, card_text, check, state_dict)
     else:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        _fill_folder(Path(output_dir), model, video_processor, card_text, check)
+        _fill_folder(Path(output_dir), model, video_processor, card_text, check, state_dict)
     return Path(output_dir)
 
 

@@ -123,7 +123,8 @@ def push_to_hub(
     api = HfApi(token=token)
     operations = [CommitOperationAdd(file.path_in_repo, str(file.local_path)) for file in files]
     try:
-        api.create_repo(repo_id, private=private or None, exist_ok=True)  # None: the account's default visibility
+        # None: the account's default visibility. The Hub answers with the full id (a bare name gets the account's).
+        repo_id = api.create_repo(repo_id, private=private or None, exist_ok=True).repo_id
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         commit = api.create_commit(
@@ -165,15 +166,18 @@ def publish(folder: str | os.PathLike, repo_id: str, args: argparse.Namespace) -
         allow_large_files=args.allow_large_files,
         dry_run=args.dry_run,
     )
-    action = "Would upload" if args.dry_run else "Uploaded"
-    print(
-        f"{action} to {repo_id}:\n"
-        + "\n".join(f"  {file.path_in_repo} ({file.size:,} bytes)" for file in result.files)
-    )
+    print(describe_push(result, repo_id))
+
+
+def describe_push(result: PushResult, repo_id: str) -> str:
+    """What was (or, for a dry run, would be) uploaded: one line per file, then the commit or pull request."""
+    action = "Would upload" if result.commit_url is None else "Uploaded"
+    lines = [f"{action} to {repo_id}:", *(f"  {file.path_in_repo} ({file.size:,} bytes)" for file in result.files)]
     if result.commit_url:
-        print(f"Commit: {result.commit_url}")
+        lines.append(f"Commit: {result.commit_url}")
     if result.pull_request_url:
-        print(f"Pull request: {result.pull_request_url}")
+        lines.append(f"Pull request: {result.pull_request_url}")
+    return "\n".join(lines)
 
 
 def add_folder_arguments(parser: argparse.ArgumentParser) -> None:

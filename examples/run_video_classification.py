@@ -10,10 +10,12 @@ GPUs and machines through Accelerate: `accelerate launch` and `torchrun` run thi
 Every `TrainingArguments` flag works (--bf16, --gradient_checkpointing, --torch_compile, --resume_from_checkpoint,
 --report_to tensorboard, --push_to_hub, ...); --recipe FILE sets defaults for any of the flags below from a YAML or
 JSON file, which the command line overrides. The output folder receives the checkpoints, `all_results.json`,
-`predictions.jsonl` (per-class scores of every test video), `training_curve.png` and the model folder itself, which
-loads with `AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True)` and
-`pipeline("video-classification", model=folder, trust_remote_code=True)`. README.md, section "Training", has the
-data formats, the recipes and the multi-GPU and multi-node commands.
+`predictions.jsonl` (per-class scores of every test video), `training_curve.png` and the model folder itself, complete
+for the Hub (`conversion.model_folder.write_hub_folder`: remote code, `handler.py`, and a model card with the command,
+the recipe and the run's results), which loads with `AutoModelForVideoClassification.from_pretrained(folder,
+trust_remote_code=True)` and `pipeline("video-classification", model=folder, trust_remote_code=True)`.
+`--push_to_hub` publishes exactly the model folder's files at the end (`--hub_dry_run`: list them, send nothing).
+README.md, section "Training", has the data formats, the recipes and the multi-GPU and multi-node commands.
 """
 
 import argparse
@@ -24,8 +26,7 @@ import os
 import re
 import shutil
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -49,7 +50,10 @@ from transformers import (  # noqa: E402
 )
 from transformers.trainer_utils import PredictionOutput, get_last_checkpoint, set_seed  # noqa: E402
 
-from conversion.model_folder import default_video_processor  # noqa: E402
+from conversion.model_card import ModelCardInputs  # noqa: E402
+from conversion.model_folder import CONFIG_NAME, default_video_processor, write_hub_folder  # noqa: E402
+from conversion.push_to_hub import describe_push, push_to_hub  # noqa: E402
+from examples.training_card import SCRIPT, check_hub_repo_id, hub_repo_id, training_card_inputs  # noqa: E402
 from examples.training_curve import write_training_curve  # noqa: E402
 from examples.video_collator import VideoClassificationCollator, clip_mixing  # noqa: E402
 from examples.video_data import (  # noqa: E402
@@ -124,13 +128,28 @@ class ModelArguments:
     )
 
 
+@dataclass
+class VideoTrainingArguments(TrainingArguments):
+    """`TrainingArguments`, and the dry run of publishing."""
+
+    hub_dry_run: bool = field(
+        default=False,
+        metadata={
+            "help": "Do what --push_to_hub does but send nothing: print the files it would upload and keep them in "
+            "OUTPUT_DIR/hub_upload."
+        },
+    )
+
+
 # --- Arguments -------------------------------------------------------------------------------------------------
 
 
-def parse_arguments(argv: Sequence[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+def parse_arguments(
+    argv: Sequence[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, VideoTrainingArguments]:
     """Command line over `--recipe` defaults over the dataclasses' defaults."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((RecipeArguments, ModelArguments, DataArguments, TrainingArguments))
+    parser = HfArgumentParser((RecipeArguments, ModelArguments, DataArguments, VideoTrainingArguments))
     recipe_parser = argparse.ArgumentParser(add_help=False)
     recipe_parser.add_argument("--recipe")
     recipe = recipe_parser.parse_known_args(argv)[0].recipe
@@ -150,7 +169,7 @@ def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"Recipe {path} must be a mapping of argument names to values.")
     known = {
         f.name
-        for dataclass in (ModelArguments, DataArguments, TrainingArguments)
+        for dataclass in (ModelArguments, DataArguments, VideoTrainingArguments)
         for f in dataclasses.fields(dataclass)
     }
     unknown = sorted(set(settings) - known)
@@ -332,32 +351,75 @@ def write_predictions(
 # --- Saving and publishing -------------------------------------------------------------------------------------
 
 
-# TODO(coordinator): swap for the shared model-folder writer (conversion/model_folder.py: weights, config with
-# auto_map and labels, processor config, remote code, handler.py, model card).
-def save_model_folder(trainer: VideoClassificationTrainer, processor, folder: str | os.PathLike) -> None:
-    """The trained model as a folder that AutoModelForVideoClassification and the pipeline load (remote code)."""
-    state_dict = trainer.accelerator.get_state_dict(trainer.model)  # gathers FSDP shards: every process calls it
-    if trainer.is_world_process_zero():
-        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(folder, state_dict=state_dict)
-        processor.save_pretrained(folder)
+HUB_UPLOAD_FOLDER = "hub_upload"
 
 
-# TODO(coordinator): swap for the shared Hub publishing of a complete model folder (card, handler).
-def push_model_folder(folder: str | os.PathLike, training_args: TrainingArguments) -> None:
-    """Publish the model folder's own files (not the checkpoints, logs or pickles beside them) to the Hub."""
-    from conversion.push_to_hub import PUBLISHED_SUFFIXES, push_to_hub
+def save_hub_folder(
+    trainer: VideoClassificationTrainer,
+    processor: XViTVideoProcessor,
+    training_args: VideoTrainingArguments,
+    card: Callable[[], ModelCardInputs],
+    publish: bool = False,
+) -> None:
+    """Write the trained model as a complete Hub folder at the top of the output folder, and publish it if asked.
 
-    with tempfile.TemporaryDirectory() as staging:
-        for path in Path(folder).iterdir():
-            if path.is_file() and path.name.endswith(PUBLISHED_SUFFIXES):
-                shutil.copy2(path, staging)
-        push_to_hub(
-            staging,
-            training_args.hub_model_id or Path(training_args.output_dir).name,
-            private=bool(training_args.hub_private_repo),
-            revision=training_args.hub_revision,
-            commit_message="XViT trained with examples/run_video_classification.py",
-            token=training_args.hub_token,
+    Every process takes part in gathering the weights (`accelerator.get_state_dict` collects the shards of an FSDP
+    run); process zero builds the `card` and writes the folder (`conversion.model_folder.write_hub_folder`: weights,
+    configs, remote code, `handler.py`, the card) into `OUTPUT_DIR/hub_upload`, publishes that folder, which holds
+    nothing else (no checkpoint, log, prediction or pickle), then moves its files to the top of the output folder,
+    where `from_pretrained` and the pipeline load them. `hub_upload/` is kept, its files copied instead, after a dry
+    run (exactly what would have been uploaded) and after a failed upload (to upload again with
+    `python -m conversion.push_to_hub`).
+    """
+    state_dict = trainer.accelerator.get_state_dict(trainer.model)
+    if not trainer.is_world_process_zero():
+        return
+    output_dir = Path(training_args.output_dir)
+    upload = output_dir / HUB_UPLOAD_FOLDER
+    if upload.is_dir() and not upload.is_symlink():  # kept by an earlier run
+        shutil.rmtree(upload)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    write_hub_folder(upload, model, card(), processor, state_dict=state_dict)
+    keep = publish and training_args.hub_dry_run
+    try:
+        if publish:
+            push_hub_folder(upload, training_args)
+    except BaseException:
+        keep = True
+        raise
+    finally:
+        move_model_files(upload, output_dir, keep)
+
+
+def move_model_files(folder: Path, output_dir: Path, keep: bool) -> None:
+    """Put the files of the Hub folder at the top of the output folder (moved, or copied when `keep`), `config.json`
+    last: until every file is in place, the output folder does not load as a model."""
+    (output_dir / CONFIG_NAME).unlink(missing_ok=True)
+    transfer = shutil.copy2 if keep else os.replace
+    for path in sorted(folder.iterdir(), key=lambda path: path.name == CONFIG_NAME):
+        transfer(path, output_dir / path.name)
+    if not keep:
+        folder.rmdir()
+
+
+def push_hub_folder(folder: Path, training_args: VideoTrainingArguments) -> None:
+    """Publish `folder` to --hub_model_id (default: the output folder's name) with --hub_private_repo, --hub_revision
+    and --hub_token, through `conversion.push_to_hub`; --hub_dry_run prints what it would upload and sends nothing."""
+    repo_id = hub_repo_id(training_args)
+    result = push_to_hub(
+        folder,
+        repo_id,
+        private=bool(training_args.hub_private_repo),
+        revision=training_args.hub_revision,
+        commit_message=f"XViT trained with {SCRIPT}",
+        dry_run=training_args.hub_dry_run,
+        token=training_args.hub_token,
+    )
+    print(describe_push(result, repo_id))
+    if training_args.hub_dry_run:
+        print(
+            f"Nothing was sent. {folder} holds exactly these files; to upload them:"
+            f" python -m conversion.push_to_hub --folder {folder} --repo-id {repo_id}"
         )
 
 
@@ -390,15 +452,29 @@ def check_splits(splits: dict, training_args: TrainingArguments) -> None:
         raise ValueError(f"The data has no {missing} split(s), found {sorted(splits)}; see --help for the sources.")
 
 
+def check_publishing(training_args: VideoTrainingArguments) -> bool:
+    """Whether the run publishes its model (--push_to_hub or --hub_dry_run); refuses, before any work, what could not
+    be published. Trainer's own pushes (at every save, with its generic model card) are turned off: the script
+    publishes the complete folder once, at the end."""
+    publish = training_args.push_to_hub or training_args.hub_dry_run
+    training_args.push_to_hub = False
+    if publish and not training_args.do_train:
+        raise ValueError("--push_to_hub publishes the model that the run trains: add --do_train.")
+    if publish:
+        check_hub_repo_id(training_args)
+    return publish
+
+
 def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """Train, evaluate and test as the arguments ask; returns the metrics written to `all_results.json`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args = parse_arguments(argv)
     setup_logging(training_args)
     # The rows hold more than the model's inputs (video, sample key, processor options): the collator builds them.
     training_args.remove_unused_columns = False
     if data_args.streaming:
         training_args.accelerator_config.dispatch_batches = False  # each process reads its own stream
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # published once, at the end
+    publish = check_publishing(training_args)
     set_seed(training_args.seed)
 
     splits = load_video_splits(data_args, seed=training_args.seed, cache_dir=model_args.cache_dir)
@@ -437,6 +513,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
         max_bad_video_fraction=data_args.max_bad_video_fraction,
     )
 
+    run_card = partial(training_card_inputs, model_args, data_args, training_args, model.config, argv)
     results = {}
     output_dir = Path(training_args.output_dir)
     if training_args.do_train:
@@ -446,7 +523,8 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
             if checkpoint:
                 logger.info("Resuming from the last checkpoint in the output folder: %s", checkpoint)
         metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
-        save_model_folder(trainer, processor, output_dir)
+        # Saved before evaluation too, so that a failure there loses nothing; the card gets the results below.
+        save_hub_folder(trainer, processor, training_args, lambda: run_card(trainer.state))
         results.update(_report(trainer, "train", metrics))
         trainer.save_state()
     if training_args.do_eval:
@@ -460,8 +538,11 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
     if training_args.do_train and trainer.is_world_process_zero():
         curve = output_dir / "training_curve.png"
         write_training_curve(trainer.state.log_history, curve, title=output_dir.name, num_labels=len(label_names))
-    if push_to_hub and trainer.is_world_process_zero():
-        push_model_folder(output_dir, training_args)
+    measured = [
+        split for split, done in (("validation", training_args.do_eval), ("test", training_args.do_predict)) if done
+    ]
+    if training_args.do_train and (measured or publish):  # the folder again, its card with this run's results
+        save_hub_folder(trainer, processor, training_args, lambda: run_card(trainer.state, measured), publish)
     return results
 
 

@@ -22,6 +22,7 @@ class Commit:
 @dataclass
 class FakeHub:
     url: str
+    account: str = "someone"  # the namespace of a repository created without one
     fail_commits: bool = False
     created: list[dict] = field(default_factory=list)
     branches: list[str] = field(default_factory=list)
@@ -50,7 +51,7 @@ class FakeHub:
     def _create_repo(self, request: Request) -> Response:
         payload = request.get_json()
         self.created.append(payload)
-        return _json({"url": f"{self.url}/{payload['organization']}/{payload['name']}"})
+        return _json({"url": f"{self.url}/{payload.get('organization') or self.account}/{payload['name']}"})
 
     def _create_branch(self, request: Request) -> Response:
         self.branches.append(request.path.rsplit("/branch/", 1)[1])

@@ -7,6 +7,7 @@ from huggingface_hub import ModelCard
 
 from conversion.model_card import (
     ALL_RESULTS_KEYS,
+    SPLIT_PREFIXES,
     ModelCardInputs,
     render_model_card,
     reported_results,
@@ -85,6 +86,25 @@ def test_trained_model_card_reads_the_run_metrics_from_all_results(tmp_path):
     assert card.data.eval_results[0].source_name is None  # measured, not reported
     assert card.data.datasets == ["motion-order"]
     assert "measured by the training run" in card.text and "| learning rate | 0.03 |" in card.text
+
+
+def test_test_split_figures_are_read_under_their_own_prefix():
+    all_results = {
+        "eval_top1_accuracy": 0.5,
+        "test_top1_accuracy": 0.625,
+        "test_top5_accuracy": 0.875,
+        "test_multiview_top1_accuracy": 0.75,
+        "test_multiview_top5_accuracy": 1.0,
+        "test_multiview_num_temporal_views": 1,
+        "test_multiview_num_spatial_crops": 3,
+    }
+    results = results_from_all_results(all_results, "test", prefix=SPLIT_PREFIXES["test"])
+    assert [(result.split, result.views, result.top1, result.top5) for result in results] == [
+        ("test", "1 clip, centre crop", 62.5, 87.5),
+        ("test", "3 spatial x 1 temporal", 75.0, 100.0),
+    ]
+    card = card_of(XViTConfig(num_labels=10), dataset="motion-order", results=results)
+    assert {result.dataset_split for result in card.data.eval_results} == {"test"}
 
 
 def test_all_results_keys_are_the_documented_ones():

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 from transformers import AutoConfig, AutoVideoProcessor, pipeline
 
 from conversion.model_card import CardResult, ModelCardInputs
@@ -82,6 +83,14 @@ def test_writing_in_place_replaces_the_files_of_an_existing_folder(model, tmp_pa
     assert (folder / "checkpoint-10").is_dir()
     assert json.loads((folder / "config.json").read_text())["model_type"] == "xvit"
     assert XViTForVideoClassification.from_pretrained(folder).config.num_labels == 3
+
+
+def test_given_weights_are_saved_instead_of_the_model_s_own(model, tmp_path):
+    # As the training script saves the full weights that `accelerator.get_state_dict` gathers from FSDP shards.
+    expected = {name: torch.full_like(value, 0.5) for name, value in model.state_dict().items()}
+    folder = write_hub_folder(tmp_path / "xvit", model, CARD, state_dict=dict(expected))
+    saved = load_file(folder / "model.safetensors")
+    assert saved.keys() == expected.keys() and all(torch.equal(saved[name], expected[name]) for name in saved)
 
 
 KILLED_WRITER = """

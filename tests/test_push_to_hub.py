@@ -86,6 +86,12 @@ def test_publishing_options_reach_the_hub(folder, fake_hub, capsys):
     assert "Uploaded to someone/xvit:\n  README.md (" in output and "Pull request: " in output
 
 
+def test_a_repository_name_without_namespace_goes_to_the_account_the_hub_names(folder, fake_hub):
+    push_to_hub(folder, "xvit")  # as Trainer's default, the output folder's name
+    (commit,) = fake_hub.commits
+    assert fake_hub.created == [{"name": "xvit", "organization": None}] and commit.repo_id == f"{fake_hub.account}/xvit"
+
+
 def test_a_symlink_is_followed_only_to_a_file_inside_the_folder(folder, fake_hub):
     (folder / "card_copy.md").symlink_to("README.md")
     push_to_hub(folder, "someone/xvit")
