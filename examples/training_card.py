@@ -109,8 +109,8 @@ def recipe(
     per_device, devices = args.per_device_train_batch_size, args.world_size * max(1, args.n_gpu)
     accumulation = args.gradient_accumulation_steps
     warmup = args.warmup_steps
-    schedule = args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type
-    optimizer = args.optim.value if hasattr(args.optim, "value") else args.optim
+    schedule = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)  # enums once parsed
+    optimizer = getattr(args.optim, "value", args.optim)
     length = _count(state.global_step, "step")
     if not data_args.streaming and state.epoch:
         length += f" ({_count(round(state.epoch, 2), 'epoch')})"

@@ -89,7 +89,8 @@ def test_publishing_options_reach_the_hub(folder, fake_hub, capsys):
 def test_a_repository_name_without_namespace_goes_to_the_account_the_hub_names(folder, fake_hub):
     push_to_hub(folder, "xvit")  # as Trainer's default, the output folder's name
     (commit,) = fake_hub.commits
-    assert fake_hub.created == [{"name": "xvit", "organization": None}] and commit.repo_id == f"{fake_hub.account}/xvit"
+    assert fake_hub.created == [{"name": "xvit", "organization": None}]
+    assert commit.repo_id == f"{fake_hub.account}/xvit"
 
 
 def test_a_symlink_is_followed_only_to_a_file_inside_the_folder(folder, fake_hub):
