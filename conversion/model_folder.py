@@ -129,9 +129,7 @@ def atomic_output_dir(output_dir: str | os.PathLike) -> Iterator[Path]:
     lock = os.open(staging, os.O_RDONLY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes the folder private; the result should look like any new folder
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes the folder private; the result should look like any new folder
         yield staging
         if output_dir.exists():
             output_dir.rmdir()
@@ -141,6 +139,12 @@ def atomic_output_dir(output_dir: str | os.PathLike) -> Iterator[Path]:
         raise
     finally:
         os.close(lock)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 # --- The folder -----------------------------------------------------------------------------------------------------
@@ -199,6 +203,9 @@ def _fill_folder(
         config = json.loads((scratch / CONFIG_NAME).read_text(encoding="utf-8"))
         (scratch / CONFIG_NAME).unlink()
         for path in scratch.iterdir():
+            # Transformers writes the weights through a private temporary file (mode 600): give every file the mode
+            # any new file gets here.
+            path.chmod(0o666 & ~_umask())
             os.replace(path, folder / path.name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

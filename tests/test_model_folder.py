@@ -56,6 +56,17 @@ def test_folder_holds_everything_the_hub_needs(model, tmp_path):
     assert 'pipeline("video-classification", model="someone/tiny-xvit", trust_remote_code=True)' in card.text
 
 
+def test_every_file_gets_the_mode_of_a_new_file(model, tmp_path):
+    """Transformers saves the weights through a private temporary file; the folder is for sharing."""
+    umask = os.umask(0o022)
+    try:
+        folder = write_hub_folder(tmp_path / "hub", model, ModelCardInputs(origin="Tests."))
+    finally:
+        os.umask(umask)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()}
+    assert modes["model.safetensors"] == 0o644 and set(modes.values()) == {0o644}
+
+
 def test_a_processor_that_does_not_fit_the_model_is_refused(model, tmp_path):
     processor = XViTVideoProcessor(num_frames=8, size={"shortest_edge": 32}, crop_size=32)
     with pytest.raises(ConversionError, match="makes 8-frame clips of 32 x 32 pixels but the model takes 4 frames"):
