@@ -129,7 +129,7 @@ def atomic_output_dir(output_dir: str | os.PathLike) -> Iterator[Path]:
     lock = os.open(staging, os.O_RDONLY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes the folder private; the result should look like any new folder
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; it should look like any new folder
         yield staging
         if output_dir.exists():
             output_dir.rmdir()
