@@ -1,0 +1,1 @@
+"""Example scripts: training, the motion data set and the demo."""
