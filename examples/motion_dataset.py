@@ -46,6 +46,7 @@ CLASSES = tuple(OPPOSITE)
 # Drift direction of each drifting class, degrees in image coordinates (x to the right, y downwards).
 DRIFT_ANGLES = {"right": 0.0, "down": 90.0, "left": 180.0, "up": 270.0}
 SPLITS = ("train", "validation", "test")
+LUMINANCE = np.array([0.299, 0.587, 0.114])  # RGB weights of the luminance (ITU-R BT.601)
 LABELS_FILE = "labels.txt"
 
 
@@ -67,7 +68,8 @@ class MotionSettings:
         zoom_speed: range of the zoom speed, natural log of the scale per frame.
         centre_spread: the rotation and zoom centre is drawn within this fraction of `size` of the middle, in x and y.
         contrast: range of the gain of the colour map (larger: harder-edged texture).
-        min_colour_distance: the texture's two colours are at least this far apart (RGB in [0, 1]).
+        min_luminance_contrast: the texture's two colours differ at least this much in luminance (in [0, 1]): motion
+            seen in brightness is learnt much sooner than motion between colours of similar brightness.
         static_layer_probability: chance that a static texture is seen through the moving one.
         static_layer_opacity: range of the static texture's opacity.
         max_occluders: up to this many static rectangles of random colour.
@@ -82,16 +84,16 @@ class MotionSettings:
     num_frames: int = 8
     size: int = 64
     fps: int = 8
-    wavelengths: tuple[float, float] = (4.0, 64.0)
+    wavelengths: tuple[float, float] = (4.0, 24.0)
     num_wave_ladders: int = 3
     waves_per_ladder: int = 4
-    drift_speed: tuple[float, float] = (0.8, 2.0)
+    drift_speed: tuple[float, float] = (1.0, 2.0)
     drift_jitter: float = 15.0
-    rotation_speed: tuple[float, float] = (0.03, 0.08)
-    zoom_speed: tuple[float, float] = (0.03, 0.08)
+    rotation_speed: tuple[float, float] = (0.03, 0.07)
+    zoom_speed: tuple[float, float] = (0.03, 0.07)
     centre_spread: float = 0.2
     contrast: tuple[float, float] = (1.5, 4.0)
-    min_colour_distance: float = 0.4
+    min_luminance_contrast: float = 0.4
     static_layer_probability: float = 0.5
     static_layer_opacity: tuple[float, float] = (0.1, 0.4)
     max_occluders: int = 2
@@ -270,7 +272,7 @@ def _draw_texture(rng: np.random.Generator, settings: MotionSettings) -> WaveTex
     ladders, rungs = settings.num_wave_ladders, settings.waves_per_ladder
     log_wavelengths = (rng.uniform(0, 1 / rungs, (ladders, 1)) + np.arange(rungs) / rungs).ravel()
     colours = rng.uniform(0, 1, (2, 3))
-    while np.linalg.norm(colours[0] - colours[1]) < settings.min_colour_distance:
+    while abs((colours[0] - colours[1]) @ LUMINANCE) < settings.min_luminance_contrast:
         colours = rng.uniform(0, 1, (2, 3))
     middle = (settings.size - 1) / 2
     return WaveTexture(
@@ -326,7 +328,9 @@ def generate_clips(
 def write_video(path: "str | Path", frames: np.ndarray, fps: int) -> None:
     """Writes `(T, H, W, 3)` uint8 RGB frames as H.264 in mp4, every frame a key frame (no inter-frame coding)."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fractions.Fraction(fps), options={"crf": "18", "preset": "veryfast"})
+        stream = container.add_stream(
+            "libx264", rate=fractions.Fraction(fps), options={"crf": "18", "preset": "veryfast"}
+        )
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.codec_context.gop_size = 1
         stream.codec_context.thread_count = 1  # tiny frames: threads cost more than they save

@@ -57,10 +57,11 @@ def test_cli_writes_a_videofolder_of_decodable_key_frame_clips(tmp_path):
             frames, key_frames = decode(paths[-1])
             assert frames.shape == (SETTINGS.num_frames, SETTINGS.size, SETTINGS.size, 3)
             assert all(key_frames)  # no frame is coded from another, so codec artifacts cannot carry the motion
-            # The file holds the clip that the function API draws for this seed, split, class and index (compared
-            # in brightness: 4:2:0 chroma subsampling blurs the colours of fine textures).
+            # The file holds the clip that the function API draws for this seed, split, class and index: brightness
+            # within a few levels (H.264 at crf 18, and 4:2:0 chroma subsampling blurs colours), where another clip
+            # of the same class would be about 50 levels off.
             *_, expected = generate_clips(label, count, seed=3, split=split)
-            assert np.abs(luminance(frames) - luminance(expected.frames())).mean() < 3 / 255
+            assert np.abs(luminance(frames) - luminance(expected.frames())).mean() < 8 / 255
 
 
 def test_clips_go_through_the_video_processor(tmp_path):
@@ -163,9 +164,9 @@ def held_out_accuracy(train: np.ndarray, train_labels, test: np.ndarray, test_la
 
 @pytest.fixture(scope="module")
 def clips() -> dict[str, list[np.ndarray]]:
-    """Frames of 16 clips per class for fitting and 16 for testing, with the default distractors."""
+    """Frames of 12 clips per class for fitting and 12 for testing, with the default distractors."""
     return {
-        split: [[clip.frames() for clip in generate_clips(label, 16, seed=0, split=split)] for label in CLASSES]
+        split: [[clip.frames() for clip in generate_clips(label, 12, seed=0, split=split)] for label in CLASSES]
         for split in ("train", "test")
     }
 
@@ -178,14 +179,37 @@ def features_and_labels(clips, split, features):
     )
 
 
-def test_single_frames_do_not_tell_the_classes_apart(clips):
-    def each_frame(frames):
-        return np.stack([frame_features(frame) for frame in frames])
+def each_frame(frames: np.ndarray) -> np.ndarray:
+    return np.stack([frame_features(frame) for frame in frames])
 
+
+def test_a_classifier_of_single_frames_is_at_chance(clips):
     accuracy = held_out_accuracy(
         *features_and_labels(clips, "train", each_frame), *features_and_labels(clips, "test", each_frame)
     )
     assert accuracy < 1 / len(CLASSES) + 0.1, f"{accuracy:.2f} from single-frame features"
+
+
+def class_separation(features: np.ndarray, labels: np.ndarray) -> float:
+    """The largest, over the features, of the variance of the class means over the mean variance within a class."""
+    means = np.stack([features[labels == label].mean(0) for label in range(len(CLASSES))])
+    within = np.stack([features[labels == label].var(0) for label in range(len(CLASSES))]).mean(0)
+    return float((means.var(0) / within).max())
+
+
+def test_no_frame_statistic_differs_between_classes(clips):
+    """A permutation test on the class means of each frame statistic (averaged over a clip's frames, as a bag of
+    frames sees it). It catches a leak that the 8-way classifier can miss: a slight blur (Gaussian, sigma 0.5 pixel)
+    of the rotating and zooming clips only, as resampling a rotated image would add, gives p = 0.005 here."""
+    features = np.concatenate(
+        [features_and_labels(clips, split, lambda f: each_frame(f).mean(0))[0] for split in clips]
+    )
+    labels = np.concatenate([features_and_labels(clips, split, lambda f: 0.0)[1] for split in clips])
+    observed = class_separation(features, labels)
+    rng = np.random.default_rng(0)
+    shuffled = [class_separation(features, rng.permutation(labels)) for _ in range(200)]
+    p_value = (1 + sum(value >= observed for value in shuffled)) / (1 + len(shuffled))
+    assert p_value > 0.02, f"class means of a frame statistic differ (p = {p_value:.3f})"
 
 
 def test_the_order_of_the_frames_tells_the_classes_apart_and_reversing_gives_the_opposite(clips):
