@@ -14,9 +14,12 @@ random directions, brightness flicker, pixel noise). The class depends only on t
   artifacts cannot leak the motion either. A bag of frames is at chance.
 - **Reversing a clip gives a clip of the opposite class** (`Clip.reversed`), as likely as the original.
 
-Run from the repository root; writes `ROOT/{train,validation,test}/<class>/<class>_NNNNN.mp4` and `ROOT/labels.txt`:
+What a small model learns from scratch (8 frames of 64 x 64, a 4-layer XViT of width 64, AdamW 5e-4, batch 16,
+measured on a CPU): the four drift directions, with the default distractors, in a few hundred steps; rotation and
+zoom, alone or with the drifts, not within 1,500 steps. Run from the repository root; this writes
+`ROOT/{train,validation,test}/<class>/<class>_NNNNN.mp4` and `ROOT/labels.txt`:
 
-    python examples/motion_dataset.py --output-dir motion-data --num-per-class 300 --seed 0
+    python examples/motion_dataset.py --output-dir motion-data --classes left right up down
 """
 
 import argparse
@@ -72,7 +75,7 @@ class MotionSettings:
             seen in brightness is learnt much sooner than motion between colours of similar brightness.
         static_layer_probability: chance that a static texture is seen through the moving one.
         static_layer_opacity: range of the static texture's opacity.
-        max_occluders: up to this many static rectangles of random colour.
+        max_occluders: up to this many static squares of random colour.
         occluder_size: range of the occluders' sides, in pixels.
         max_sprites: up to this many small squares moving in random directions, whatever the class.
         sprite_size: range of the sprites' sides, in pixels.
@@ -110,6 +113,8 @@ class MotionSettings:
                 f"`waves_per_ladder` must be at least 3 (the contrast of a zooming texture is constant only then), "
                 f"got {self.waves_per_ladder}."
             )
+        if not 0 <= self.min_luminance_contrast <= 0.9:
+            raise ValueError(f"`min_luminance_contrast` must be in [0, 0.9], got {self.min_luminance_contrast}.")
         if self.num_frames < 2 or self.size < 8:
             raise ValueError(f"Clips need at least 2 frames of 8 x 8 pixels, got {self.num_frames} of {self.size}.")
 
@@ -393,11 +398,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(a videofolder: OUTPUT_DIR/{train,validation,test}/<class>/*.mp4, and OUTPUT_DIR/labels.txt).",
     )
     parser.add_argument("--output-dir", required=True, type=Path, help="new or empty directory to write")
-    parser.add_argument("--num-per-class", type=int, default=300, help="training clips per class (default 300)")
+    parser.add_argument("--num-per-class", type=int, default=400, help="training clips per class (default 400)")
     parser.add_argument(
-        "--num-validation-per-class", type=int, help="validation clips per class (default: a fifth of the training)"
+        "--num-validation-per-class", type=int, default=50, help="validation clips per class (default 50)"
     )
-    parser.add_argument("--num-test-per-class", type=int, help="test clips per class (default: as validation)")
+    parser.add_argument("--num-test-per-class", type=int, default=50, help="test clips per class (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the whole data set (default 0)")
     parser.add_argument(
         "--classes",
@@ -423,11 +428,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = MotionSettings(num_frames=args.num_frames, size=args.size, fps=args.fps)
     if args.no_distractors:
         settings = settings.without_distractors()
-    num_validation = args.num_validation_per_class
-    if num_validation is None:
-        num_validation = max(1, args.num_per_class // 5)
-    num_test = num_validation if args.num_test_per_class is None else args.num_test_per_class
-    counts = {"train": args.num_per_class, "validation": num_validation, "test": num_test}
+    counts = {
+        "train": args.num_per_class,
+        "validation": args.num_validation_per_class,
+        "test": args.num_test_per_class,
+    }
     start = time.perf_counter()
     write_dataset(
         args.output_dir,

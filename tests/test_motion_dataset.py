@@ -12,6 +12,7 @@ import pytest
 from examples.motion_dataset import (
     CLASSES,
     LABELS_FILE,
+    LUMINANCE,
     OPPOSITE,
     MotionSettings,
     draw_clip,
@@ -74,7 +75,7 @@ def test_clips_go_through_the_video_processor(tmp_path):
 
 
 def test_clips_are_reproducible_and_independent():
-    def frames(label, index, seed=0, split="train", classes=1):
+    def frames(label, index, seed=0, split="train"):
         *_, clip = generate_clips(label, index + 1, seed, split)
         return clip.frames()
 
@@ -84,11 +85,41 @@ def test_clips_are_reproducible_and_independent():
     assert not np.array_equal(frames("left", 2), frames("left", 1))
 
 
+def test_worker_processes_write_the_same_files(tmp_path):
+    one, two = (write_dataset(tmp_path / str(n), {"test": 2}, seed=5, num_workers=n) for n in (1, 2))
+    files = sorted(path.relative_to(one) for path in one.rglob("*") if path.is_file())
+    assert files == sorted(path.relative_to(two) for path in two.rglob("*") if path.is_file())
+    assert len(files) == 2 * len(CLASSES) + 1
+    assert all((one / file).read_bytes() == (two / file).read_bytes() for file in files)
+
+
 def test_write_dataset_refuses_a_non_empty_directory_and_leaves_it_untouched(tmp_path):
     (tmp_path / "mine.txt").write_text("keep")
     with pytest.raises(FileExistsError, match=str(tmp_path)):
         write_dataset(tmp_path, {"train": 1})
     assert [path.name for path in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_an_interrupted_write_leaves_no_data_set_and_the_next_one_completes(tmp_path, monkeypatch):
+    import examples.motion_dataset as motion_dataset
+
+    written = []
+
+    def fail_on_the_third_clip(job):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(job)
+        write_clip(job)
+
+    write_clip = motion_dataset._write_clip
+    monkeypatch.setattr(motion_dataset, "_write_clip", fail_on_the_third_clip)
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(tmp_path / "data", {"train": 2}, classes=["up", "down"])
+    assert not (tmp_path / "data").exists()
+    monkeypatch.undo()
+    root = write_dataset(tmp_path / "data", {"train": 2}, classes=["up", "down"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+    assert len(list(root.rglob("*.mp4"))) == 4
 
 
 @pytest.mark.parametrize("bad", [{"classes": ["sideways"]}, {"clips_per_class": {"holdout": 1}}])
@@ -111,7 +142,7 @@ def test_a_clip_played_backwards_is_a_clip_of_the_opposite_class(label):
 
 
 def luminance(frames: np.ndarray) -> np.ndarray:
-    return frames.astype(float) @ np.array([0.299, 0.587, 0.114]) / 255
+    return frames.astype(float) @ LUMINANCE / 255
 
 
 def frame_features(frame: np.ndarray) -> np.ndarray:
