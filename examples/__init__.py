@@ -1,1 +1,1 @@
-"""Example scripts: training, the motion data set and the demo."""
+"""Runnable examples: fine-tuning and evaluating XViT with Trainer and Accelerate (`run_video_classification.py`)."""
