@@ -28,8 +28,10 @@ lint: install
 bench: install
 	$(PY) -m benchmarks.run --preset small $(BENCH_ARGS)
 
+# The embedded demo model classifies new motion clips (picture: demo-output/demo.png); `make demo VIDEO=clip.mp4`
+# classifies your own video.
 demo: install
-	@echo "The embedded demo model does not exist yet (it is trained by a later issue); no demo on random weights."
+	$(PY) examples/demo.py $(if $(VIDEO),--video "$(VIDEO)")
 
 clean:
 	rm -rf $(VENV) build *.egg-info

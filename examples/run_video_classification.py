@@ -130,13 +130,20 @@ class ModelArguments:
 
 @dataclass
 class VideoTrainingArguments(TrainingArguments):
-    """`TrainingArguments`, and the dry run of publishing."""
+    """`TrainingArguments`, the dry run of publishing, and what the model card says about the model's use."""
 
     hub_dry_run: bool = field(
         default=False,
         metadata={
             "help": "Do what --push_to_hub does but send nothing: print the files it would upload and keep them in "
             "OUTPUT_DIR/hub_upload."
+        },
+    )
+    card_intended_use: str | None = field(
+        default=None,
+        metadata={
+            "help": "Markdown paragraph replacing the model card's default 'Intended use and limitations' (what the "
+            "model is for, what it knows and does not); a recipe can hold it."
         },
     )
 
@@ -277,6 +284,7 @@ def split_rows(
 ) -> VideoRows | StreamedVideoRows:
     """A split's rows for the DataLoader; a prepared split's labels are checked here, before any training."""
     column = video_column(split, data_args.video_column_name)
+    labels = labels.for_split(split, data_args.label_column_name)
     columns = SplitColumns(split_name, column, data_args.label_column_name, labels, data_args.video_root, processing)
     split = undecoded(split, column)
     if isinstance(split, datasets.IterableDataset):

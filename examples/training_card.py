@@ -2,7 +2,8 @@
 The model card of a training run of `examples/run_video_classification.py`, as the inputs of
 `conversion.model_card.render_model_card`: where the weights started from, the command as it was run, the data set,
 the base model, the accuracy read back from the run's own `all_results.json` (one view and the multi-view protocol,
-for the validation and the test split) and the recipe, the hyper-parameters the run actually used.
+for the validation and the test split), the recipe, the hyper-parameters the run actually used, and
+`--card_intended_use` when given.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,10 +134,11 @@ def recipe(
     }
 
 
-def run_results(all_results: Path, splits: Sequence[str]) -> list[CardResult]:
-    """The accuracy figures of `splits` (validation, test) that the run wrote to `all_results.json`."""
+def run_results(all_results: Path, splits: Sequence[str], num_labels: int) -> list[CardResult]:
+    """The accuracy figures of `splits` (validation, test) that the run wrote to `all_results.json`; without top-5
+    for 5 classes or fewer, where it is 100% whatever the model."""
     return [
-        result
+        result if num_labels > 5 else replace(result, top5=None)
         for split in splits
         for result in results_from_all_results(all_results, split, prefix=SPLIT_PREFIXES[split])
     ]
@@ -160,6 +163,7 @@ def training_card_inputs(
         command=run_command(argv, training_args.hub_token),
         dataset=dataset_name(data_args),
         base_model=hub_id(model_args.model_name_or_path),
-        results=run_results(all_results, measured_splits),
+        results=run_results(all_results, measured_splits, config.num_labels),
         recipe=recipe(training_args, data_args, config, state),
+        intended_use=getattr(training_args, "card_intended_use", None),
     )

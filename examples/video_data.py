@@ -22,7 +22,7 @@ shards.
 import os
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,14 +251,31 @@ def _label_column(split: datasets.Dataset, column: str) -> list:
 
 
 class LabelEncoder:
-    """Class index of a label given as an index or a class name; anything else is an error naming the row."""
+    """Class index of a label given as an index or a class name; anything else is an error naming the row.
 
-    def __init__(self, names: list[str]):
+    `split_names` are the names of a split's `ClassLabel` column, when its indices are not those of `names`: a
+    videofolder numbers its sorted folder names, whatever order `--class_names` gives. Its labels are read as names.
+    """
+
+    def __init__(self, names: list[str], split_names: Sequence[str] | None = None):
         self.names = names
         self.index = {name: index for index, name in enumerate(names)}
+        self.split_names = None if split_names is None or list(split_names) == names else list(split_names)
+
+    def for_split(self, split: VideoSplit, column: str) -> "LabelEncoder":
+        """The encoder of `split`'s labels: the indices of a `ClassLabel` column stand for its own names."""
+        feature = (split.features or {}).get(column)
+        return LabelEncoder(self.names, feature.names) if isinstance(feature, ClassLabel) else self
+
+    def _by_name(self, label):
+        """A split's ClassLabel index as its class name; any other label as it is."""
+        if self.split_names is None or isinstance(label, bool) or not isinstance(label, int):
+            return label
+        return self.split_names[label] if 0 <= label < len(self.split_names) else label
 
     def problem(self, label) -> str | None:
         """What is wrong with `label`, or None."""
+        label = self._by_name(label)
         if isinstance(label, bool) or not isinstance(label, int | str):
             return f"label {label!r} is neither a class index nor a class name"
         if isinstance(label, int) and not 0 <= label < len(self.names):
@@ -272,6 +289,7 @@ class LabelEncoder:
         problem = self.problem(label)
         if problem:
             raise ValueError(f"{row}: {problem}.")
+        label = self._by_name(label)
         return label if isinstance(label, int) else self.index[label]
 
 

@@ -15,7 +15,7 @@ import modeling_xvit
 from conversion.model_card import render_model_card
 from conversion.verify_hub_folder import check_hub_folder
 from examples.run_video_classification import ModelArguments, main, parse_arguments
-from examples.training_card import REDACTED, training_card_inputs
+from examples.training_card import REDACTED, run_results, training_card_inputs
 from examples.video_data import DataArguments
 from modeling_xvit import XViTConfig
 from tests.test_verify_hub_folder import CHECKS, checklist
@@ -89,12 +89,19 @@ def test_push_to_hub_publishes_the_complete_model_folder_with_our_card(
     expected = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         for views, key in (("1 clip, centre crop", prefix), ("3 spatial x 2 temporal", f"{prefix}_multiview")):
-            for k in (1, 5):
-                expected[split, f"Top-{k} accuracy ({views})"] = round(100 * all_results[f"{key}_top{k}_accuracy"], 2)
-    assert model_index(card) == expected
+            expected[split, f"Top-1 accuracy ({views})"] = round(100 * all_results[f"{key}_top1_accuracy"], 2)
+    assert model_index(card) == expected  # no top-5 with 5 classes or fewer, where it is 100% whatever the model
+    assert all_results["eval_top5_accuracy"] == 1.0 and len(json.loads(commit.files["config.json"])["id2label"]) <= 5
     assert card.data.datasets == [video_root.name] and card.data.base_model is None
     assert "Trained from scratch" in card.text and "| global batch | 4 (4 per device x 1 device" in card.text
     assert f"--hub_token {REDACTED}" in card.text and TOKEN not in card.text
+
+
+@pytest.mark.parametrize(("num_labels", "top5"), [(5, None), (6, 90.0)])
+def test_the_card_gives_top5_only_with_more_than_5_classes(tmp_path, num_labels, top5):
+    (tmp_path / "all_results.json").write_text(json.dumps({"eval_top1_accuracy": 0.5, "eval_top5_accuracy": 0.9}))
+    (result,) = run_results(tmp_path / "all_results.json", ["validation"], num_labels)
+    assert (result.top1, result.top5) == (50.0, top5)
 
 
 def test_a_dry_run_sends_nothing_and_keeps_exactly_what_it_would_upload(video_root, tmp_path, fake_hub, capsys):

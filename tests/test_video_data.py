@@ -1,5 +1,7 @@
 """The training example's data sources, label checks and stream splitting."""
 
+from pathlib import Path
+
 import datasets
 import pytest
 
@@ -12,6 +14,7 @@ from examples.video_data import (
     check_labels,
     find_class_names,
     load_video_splits,
+    undecoded,
     video_column,
     video_source,
 )
@@ -66,6 +69,28 @@ def test_labels_are_checked_with_the_row():
         check_labels(split, columns)
     with pytest.raises(ValueError, match=r"row 7: label True is neither a class index nor a class name"):
         encoder(True, "row 7")
+
+
+def test_class_label_indices_are_read_as_names_in_the_order_of_class_names(tmp_path):
+    # A videofolder numbers its sorted folder names (down 0, left 1, up 2); --class_names gives another order.
+    for index, name in enumerate(["left", "up", "down", "left"]):
+        (tmp_path / "train" / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "train" / name / f"{index}.mp4").write_bytes(b"")
+    split = load_video_splits(DataArguments(data_dir=str(tmp_path)), cache_dir=str(tmp_path / "cache"))["train"]
+    split = undecoded(split, "video")
+    assert split.features["label"].names == ["down", "left", "up"]
+    encoder = LabelEncoder(["left", "right", "up", "down"]).for_split(split, "label")
+    rows = VideoRows(split, SplitColumns("train", "video", "label", encoder, None, {}))
+    labels = {Path(rows[index]["video"]).parent.name: rows[index]["label"] for index in range(len(rows))}
+    assert labels == {"left": 0, "up": 2, "down": 3}
+    check_labels(split, SplitColumns("train", "video", "label", encoder, None, {}))  # every folder is a known class
+    unknown = LabelEncoder(["left", "up"]).for_split(split, "label")
+    with pytest.raises(ValueError, match=r"row 0 \(video .*down/2.mp4\): unknown class name 'down'"):
+        check_labels(split, SplitColumns("train", "video", "label", unknown, None, {}))
+    # Names already in the split's order, and columns that are not ClassLabel, are read as they are.
+    assert LabelEncoder(["down", "left", "up"]).for_split(split, "label").split_names is None
+    plain = datasets.Dataset.from_dict({"label": [1]})
+    assert LabelEncoder(["a", "b"]).for_split(plain, "label")(1, "row") == 1
 
 
 def test_video_entries():

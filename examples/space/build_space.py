@@ -7,8 +7,9 @@
 The folder holds the Space card `README.md` (this directory's, with `models:` naming `--model-id`),
 `requirements.txt`, `app.py`, `examples/frame_strip.py` (imported by the app as in this repository), `screenshot.png`,
 the model folder as `model/` (only the files `conversion.push_to_hub` would publish: safetensors, JSON, code, card; by
-default the embedded demo model) and the example videos as `videos/`. It appears at once when complete; a failed build
-writes nothing.
+default the embedded demo model) and the example videos as `videos/` (by default `examples/space/videos`: one motion
+clip of each class of the demo model, drawn by `examples/motion_dataset.py` with a seed its training never used). It
+appears at once when complete; a failed build writes nothing.
 """
 
 import argparse
@@ -22,7 +23,7 @@ if __package__ in (None, ""):  # run by path (`python examples/space/x.py`): imp
 
 from conversion.model_folder import ConversionError, atomic_output_dir, exit_status  # noqa: E402
 from conversion.push_to_hub import files_to_upload  # noqa: E402
-from examples.space.app import VIDEO_SUFFIXES, ModelNotFoundError, default_model  # noqa: E402
+from examples.space.app import DEFAULT_VIDEOS, VIDEO_SUFFIXES, ModelNotFoundError, default_model  # noqa: E402
 
 SPACE_DIR = Path(__file__).resolve().parent
 FRAME_STRIP = SPACE_DIR.parent / "frame_strip.py"
@@ -109,7 +110,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--model", type=Path, help="the model folder to serve (default: the embedded demo model)")
     model.add_argument("--no-model", action="store_true", help="copy no model: the Space serves $XVIT_MODEL")
-    parser.add_argument("--videos", type=Path, help="a folder of example videos")
+    parser.add_argument(
+        "--videos",
+        type=Path,
+        default=DEFAULT_VIDEOS,
+        help=f"a folder of example videos (default {DEFAULT_VIDEOS.relative_to(SPACE_DIR.parents[1])}: a motion clip"
+        " of each class of the demo model)",
+    )
     parser.add_argument("--model-id", help="the model's Hub id, for the card's `models:` (links the Space to it)")
     return parser.parse_args(argv)
 

@@ -1,0 +1,451 @@
+"""
+Video decoding for XViT: only the frames a clip needs are decoded, with PyAV (decoding planned from the packet index;
+the default) or decord (random access through `get_batch`, used only on the formats where it gives the right frames).
+Local paths, http(s) URLs (downloaded to a temporary file under a size limit and a deadline), raw bytes and binary file
+objects are read; torchcodec is never used. `XViTVideoProcessor` calls `read_video_frames`; the model never decodes.
+"""
+
+import contextlib
+import errno
+import http.client
+import io
+import os
+import re
+import stat
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from transformers.utils import logging
+from transformers.video_utils import VideoMetadata
+
+if TYPE_CHECKING:
+    from av import VideoFrame
+
+logger = logging.get_logger(__name__)
+
+# "auto" is PyAV: it gives the right frames on every container and codec tested, and is the faster of the two on every
+# video measured (README, preprocessing benchmark).
+DECODING_BACKENDS = ("auto", "pyav", "decord")
+# Frames are decoded and resized in chunks of at most this many bytes, so a 4K video never sits in memory whole.
+DECODE_CHUNK_BYTES = 64 * 2**20
+# URL downloads: the largest body accepted, the deadline for the whole download, and the longest wait for one read.
+MAX_DOWNLOAD_BYTES = 2**30
+DOWNLOAD_TIMEOUT = 300.0
+READ_TIMEOUT = 60.0
+DOWNLOAD_CHUNK_BYTES = 2**20
+# decord returns wrong frames, silently, outside these containers (AVI, MPEG-TS, MPEG-PS: measured with and without
+# B-frames) and, inside them, for every codec but H.264 when frames are reordered (MPEG-4 Part 2, MPEG-2, HEVC with
+# B-frames). Files decord is not known to get right are decoded with PyAV.
+DECORD_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "flv")
+DECORD_REORDERING_CODECS = ("h264",)
+
+
+def read_video_frames(
+    video,
+    sample_indices: Callable[[VideoMetadata], list[int]],
+    backend: str | None = "auto",
+    frame_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+    download_timeout: float = DOWNLOAD_TIMEOUT,
+) -> tuple[torch.Tensor, VideoMetadata]:
+    """
+    Decode only the frames that `sample_indices(metadata)` asks for.
+
+    Args:
+        video: A local path, an http(s) URL, raw bytes or a binary file object.
+        sample_indices: Maps the video's `VideoMetadata` to frame indices (repeats allowed, any order).
+        backend: `"auto"` (or `None`; PyAV), `"pyav"` or `"decord"`. decord is used only on the containers and
+            codecs where it returns the right frames (checked with PyAV's demuxer); other files are decoded with
+            PyAV, with a warning.
+        frame_transform: Applied to each chunk of decoded `(n, 3, H, W)` uint8 frames (e.g. the resize), so that
+            full-size frames are never all held at once.
+        max_download_bytes: URLs only: the largest body accepted.
+        download_timeout: URLs only: seconds the whole download may take.
+
+    Returns:
+        `(frames, metadata)`: `(len(indices), 3, h, w)` frames in index order, and the video's metadata with
+        `frames_indices` set (`video_backend` names the decoder that was used).
+    """
+    backend = backend or "auto"
+    if backend not in DECODING_BACKENDS:
+        raise ValueError(f"`decoding_backend` must be one of {DECODING_BACKENDS}, got {backend!r}.")
+    name = video_name(video)
+    with open_video_source(video, name, max_download_bytes, download_timeout) as source:
+        try:
+            used_backend = _backend_for(source, backend)
+            reader = _READERS[used_backend](source, name)
+        except ImportError:
+            raise
+        except Exception as error:  # each decoder has its own exception types for unreadable data
+            raise ValueError(f"Could not open video {name} with {backend}: {error}") from error
+        with reader:
+            return _decode_sampled_frames(reader, name, used_backend, sample_indices, frame_transform)
+
+
+def _decode_sampled_frames(
+    reader, name: str, backend: str, sample_indices: Callable, frame_transform: Callable | None
+) -> tuple[torch.Tensor, VideoMetadata]:
+    if reader.total_num_frames < 1:
+        raise ValueError(f"Video {name} contains no frames.")
+    metadata = VideoMetadata(
+        total_num_frames=reader.total_num_frames,
+        fps=reader.fps,
+        duration=reader.total_num_frames / reader.fps if reader.fps else None,
+        video_backend=backend,
+    )
+    indices = list(sample_indices(metadata))
+    metadata.frames_indices = indices
+    transform = frame_transform or (lambda frames: frames)
+    decoded = {}
+    try:
+        for chunk_indices, chunk in reader.decode(sorted(set(indices))):
+            frames = transform(torch.from_numpy(chunk).permute(0, 3, 1, 2))
+            del chunk  # let the full-size frames go before the next chunk is decoded
+            decoded.update(zip(chunk_indices, frames, strict=True))
+    except Exception as error:
+        raise ValueError(f"Could not decode video {name} with {backend}: {error}") from error
+    metadata.height, metadata.width = reader.height, reader.width
+    missing = sorted(set(indices) - set(decoded))
+    if missing:
+        raise ValueError(
+            f"Video {name} ended early: it holds {metadata.total_num_frames} frames but frames "
+            f"{missing[:5]}{'...' if len(missing) > 5 else ''} could not be decoded (corrupt or truncated file?)."
+        )
+    return torch.stack([decoded[index] for index in indices]), metadata
+
+
+def _backend_for(source, backend: str) -> str:
+    """The decoder to use: PyAV unless decord is asked for and gives the right frames on this file."""
+    if backend != "decord":
+        return "pyav"
+    reason = _decord_wrong_frames_reason(source)
+    if reason is None:
+        return "decord"
+    # Once per kind of file, not per file: a data set in one format would repeat it for every video.
+    logger.warning_once(
+        f"decord returns wrong frames for {reason}: such files are decoded with PyAV, as `decoding_backend='auto'` "
+        "does for every file."
+    )
+    return "pyav"
+
+
+def _decord_wrong_frames_reason(source) -> str | None:
+    """Why decord would return wrong frames for this file (None when it is a format it decodes right)."""
+    av = _import_av(
+        "`decoding_backend='decord'` needs PyAV too (`pip install av`): decord returns wrong frames on some formats, "
+        "so each file's format is checked with PyAV's demuxer first."
+    )
+    with av.open(_from_start(source)) as container:
+        if not container.streams.video:
+            return None  # no video: let decord report it
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        if container.format.name not in DECORD_CONTAINERS:
+            return f"{container.format.long_name} files"
+        if codec in DECORD_REORDERING_CODECS:
+            return None
+        timestamps = [packet.pts for packet in container.demux(stream) if packet.size]
+        if None in timestamps or timestamps != sorted(timestamps):
+            return f"{codec} video with B-frames (reordered frames)"
+    return None
+
+
+def _from_start(source):
+    """The source, with a file object brought back to its start: every reader (and the format check) reads it whole."""
+    if not isinstance(source, (str, os.PathLike)):
+        source.seek(0)
+    return source
+
+
+def _import_av(message: str):
+    try:
+        import av
+    except ImportError as error:
+        raise ImportError(message) from error
+    return av
+
+
+class _DecordReader:
+    """Random access through decord: only the requested frames are decoded, a chunk at a time."""
+
+    def __init__(self, source, name: str):
+        try:
+            from decord import VideoReader, cpu
+        except ImportError as error:
+            raise ImportError("`decoding_backend='decord'` needs decord: `pip install decord2`.") from error
+        # decord's automatic thread count ignores CPU affinity; oversubscribed threads slow decoding down.
+        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+        self.reader = VideoReader(_from_start(source), ctx=cpu(0), num_threads=num_threads)
+        self.total_num_frames = len(self.reader)
+        self.fps = self.reader.get_avg_fps() or None
+        self.height = self.width = None
+
+    def decode(self, indices: list[int]) -> Iterator[tuple[list[int], np.ndarray]]:
+        # One frame first to learn the frame size, then chunks that stay under DECODE_CHUNK_BYTES.
+        first = self.reader.get_batch(indices[:1]).asnumpy()
+        self.height, self.width = first.shape[1:3]
+        chunk_size = max(1, DECODE_CHUNK_BYTES // first[0].nbytes)
+        yield indices[:1], first
+        del first
+        for start in range(1, len(indices), chunk_size):
+            chunk = indices[start : start + chunk_size]
+            yield chunk, self.reader.get_batch(chunk).asnumpy()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        del self.reader
+
+
+class _PyAVReader:
+    """
+    PyAV decoding planned from the packet index (one demuxing pass, no decoding): only the key-frame groups that hold
+    sampled frames are decoded, each up to its last sampled frame, and frames that no other frame refers to (most
+    B-frames) are skipped unless sampled. The sampled frames come out bit-identical to a full decode.
+    """
+
+    def __init__(self, source, name: str):
+        self.av = _import_av("Decoding videos needs PyAV: `pip install av`.")
+        self.source = source
+        self._open()
+        # (pts, is key frame) of every packet, in decoding order: the frame count is read here, not from the header.
+        self.packets = [
+            (packet.pts, packet.is_keyframe) for packet in self.container.demux(self.stream) if packet.size
+        ]
+        self.total_num_frames = len(self.packets)
+        if self.stream.frames and self.stream.frames != self.total_num_frames:
+            logger.warning(
+                f"Video {name}: the container header announces {self.stream.frames} frames but the file holds "
+                f"{self.total_num_frames}; sampling from the {self.total_num_frames} frames it holds."
+            )
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.fps = float(rate) if rate else None
+        self.height, self.width = self.stream.height, self.stream.width
+
+    def _open(self) -> None:
+        self.container = self.av.open(_from_start(self.source))
+        if not self.container.streams.video:
+            self.container.close()
+            raise ValueError("the file has no video stream")
+        self.stream = self.container.streams.video[0]
+        # Skipping is switched packet by packet, which frame threading would defer to other threads.
+        self.stream.codec_context.thread_type = "SLICE"
+
+    def _rewind(self) -> None:
+        """Back to the first packet; streams that cannot seek (raw .h264, .m4v elementary streams) are reopened."""
+        try:
+            self.container.seek(0)
+        except self.av.error.FFmpegError:
+            self.container.close()
+            self._open()
+
+    def decode(self, indices: list[int]) -> Iterator[tuple[list[int], np.ndarray]]:
+        chunk_size = max(1, DECODE_CHUNK_BYTES // (3 * self.height * self.width))
+        chunk_indices, chunk = [], []
+        for index, frame in self._sampled_frames(set(indices)):
+            chunk_indices.append(index)
+            chunk.append(frame.to_ndarray(format="rgb24"))
+            if len(chunk) == chunk_size:
+                yield chunk_indices, np.stack(chunk)
+                chunk_indices, chunk = [], []
+        if chunk:
+            yield chunk_indices, np.stack(chunk)
+
+    def _sampled_frames(self, wanted: set[int]) -> Iterator[tuple[int, "VideoFrame"]]:
+        timestamps = [pts for pts, _ in self.packets]
+        if None in timestamps or len(set(timestamps)) < len(timestamps):
+            yield from self._frames_in_order(wanted)  # no usable timestamps: decode from the start, count frames
+            return
+        order = sorted(range(len(timestamps)), key=timestamps.__getitem__)  # frame index -> decoding position
+        index_of = {timestamps[position]: index for index, position in enumerate(order)}
+        sampled = {order[index] for index in wanted if index < len(order)}
+        codec_context = self.stream.codec_context
+        spans, span = self._decoding_spans(sampled, timestamps), 0
+        if not spans:
+            return
+        self._rewind()
+        for position, packet in enumerate(packet for packet in self.container.demux(self.stream) if packet.size):
+            if position > spans[span][1]:  # past a span: drain the decoder, go on with the next span
+                yield from _pick(codec_context.decode(None), index_of, wanted)
+                codec_context.flush_buffers()
+                span += 1
+                if span == len(spans):
+                    return
+            if position >= spans[span][0]:
+                codec_context.skip_frame = "DEFAULT" if position in sampled else "NONREF"
+                yield from _pick(codec_context.decode(packet), index_of, wanted)
+        yield from _pick(codec_context.decode(None), index_of, wanted)
+
+    def _decoding_spans(self, sampled: set[int], timestamps: list[int]) -> list[tuple[int, int]]:
+        """Merged `(first, last)` ranges of decoding positions: from each sampled frame's key frame to the frame."""
+        group_start, start = [], 0
+        for position, (_, is_keyframe) in enumerate(self.packets):
+            start = position if is_keyframe else start
+            group_start.append(start)
+        spans = []
+        for position in sorted(sampled):
+            start = group_start[position]
+            # A frame shown before its key frame (open GOP) refers to the previous group: decode that one too.
+            while start > 0 and timestamps[position] < timestamps[start]:
+                start = group_start[start - 1]
+            while spans and start <= spans[-1][1] + 1:
+                start = min(start, spans.pop()[0])
+            spans.append((start, position))
+        return spans
+
+    def _frames_in_order(self, wanted: set[int]) -> Iterator[tuple[int, "VideoFrame"]]:
+        self._rewind()
+        last = max(wanted)
+        for index, frame in enumerate(self.container.decode(self.stream)):
+            if index in wanted:
+                yield index, frame
+            if index >= last:
+                return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.container.close()
+
+
+_READERS = {"pyav": _PyAVReader, "decord": _DecordReader}
+
+
+def _pick(
+    frames: list["VideoFrame"], index_of: dict[int, int], wanted: set[int]
+) -> Iterator[tuple[int, "VideoFrame"]]:
+    """The decoded frames that were sampled, with their frame index."""
+    for frame in frames:
+        index = index_of.get(frame.pts)
+        if index in wanted:
+            yield index, frame
+
+
+@contextlib.contextmanager
+def open_video_source(
+    video, name: str, max_download_bytes: int = MAX_DOWNLOAD_BYTES, download_timeout: float = DOWNLOAD_TIMEOUT
+) -> Iterator:
+    """A path or a binary file object that decord and PyAV can both read; a URL is downloaded to a temporary file."""
+    if isinstance(video, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(video)
+    elif isinstance(video, str) and video.startswith(("http://", "https://")):
+        with tempfile.TemporaryDirectory(prefix="xvit-video-") as directory:
+            path = os.path.join(directory, "video" + _url_suffix(video))
+            download(video, path, max_download_bytes, download_timeout)
+            yield path
+    elif isinstance(video, (str, os.PathLike)):
+        path = os.fspath(video)
+        check_video_file(path)
+        yield path
+    else:
+        yield video  # a binary file object
+
+
+def check_video_file(path: str) -> None:
+    """Fail with what the path is when it is not a regular file (a directory, a device, a symlink loop, ...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileNotFoundError(
+                f"Video file not found: {path} is a symlink to {os.readlink(path)!r}, which does not exist."
+            ) from None
+        raise FileNotFoundError(f"Video file not found: {path}") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ValueError(f"Video path {path!r} is a symlink loop, not a video file.") from error
+        raise ValueError(f"Cannot read video file {path!r}: {error.strerror}.") from error
+    if stat.S_ISREG(mode):
+        return
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISFIFO: "a named pipe (FIFO)",
+        stat.S_ISSOCK: "a socket",
+    }
+    kind = next((kind for is_kind, kind in kinds.items() if is_kind(mode)), "not a regular file")
+    raise ValueError(f"Video path {path!r} is {kind}, not a video file.")
+
+
+def download(url: str, path: str, max_bytes: int, timeout: float) -> None:
+    """
+    Stream `url` to `path`: at most `max_bytes` bytes, within `timeout` seconds in all (checked after every read;
+    a connection that sends nothing is dropped after `min(timeout, READ_TIMEOUT)` seconds).
+    """
+    deadline = time.monotonic() + timeout
+    received = 0
+    try:
+        with urllib.request.urlopen(url, timeout=min(timeout, READ_TIMEOUT)) as response, open(path, "wb") as file:
+            announced = response.length
+            if announced is not None and announced > max_bytes:
+                raise _DownloadError(f"it announces {announced} bytes, over the {max_bytes}-byte limit")
+            while chunk := response.read1(DOWNLOAD_CHUNK_BYTES):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise _DownloadError(f"it sent more than the {max_bytes}-byte limit")
+                if time.monotonic() > deadline:
+                    raise _DownloadError(
+                        f"it did not finish within the {timeout:g} s limit ({received} bytes received)"
+                    )
+                file.write(chunk)
+            if response.length:  # bytes still due after the connection closed
+                raise _DownloadError(
+                    f"the body ended after {received} of the {announced} bytes announced (incomplete download)"
+                )
+    except _DownloadError as error:
+        raise ValueError(f"Could not download video {url!r}: {error} ({_LIMIT_HINT}).") from None
+    except http.client.IncompleteRead as error:
+        raise ValueError(f"Could not download video {url!r}: the body ended early ({error!r}).") from error
+    except (OSError, http.client.HTTPException) as error:
+        if time.monotonic() > deadline:
+            raise ValueError(
+                f"Could not download video {url!r}: it did not finish within the {timeout:g} s limit ({_LIMIT_HINT})."
+            ) from error
+        raise ValueError(f"Could not download video {url!r}: {error}") from error
+
+
+_LIMIT_HINT = "limits: `max_download_bytes`, `download_timeout`"
+
+
+class _DownloadError(Exception):
+    pass
+
+
+def _url_suffix(url: str) -> str:
+    """The file extension of the URL's path (it helps FFmpeg recognise raw streams), when it is a plain one."""
+    suffix = os.path.splitext(urllib.parse.urlparse(url).path)[1]
+    return suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+
+
+def is_encoded_video(video) -> bool:
+    return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview, io.IOBase))
+
+
+def video_name(video) -> str:
+    if isinstance(video, (str, os.PathLike)):
+        return repr(os.fspath(video))
+    if isinstance(video, (bytes, bytearray, memoryview)):
+        return f"<{len(video)} bytes>"
+    if isinstance(video, io.IOBase):
+        return repr(getattr(video, "name", f"<{type(video).__name__}>"))
+    return f"<decoded {type(video).__name__} of shape {tuple(getattr(video, 'shape', ()))}>"
+
+
+__all__ = [
+    "DECODING_BACKENDS",
+    "check_video_file",
+    "download",
+    "is_encoded_video",
+    "open_video_source",
+    "read_video_frames",
+    "video_name",
+]

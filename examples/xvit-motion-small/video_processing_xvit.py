@@ -1,0 +1,562 @@
+"""
+Video processor for XViT: samples clips the way the original XViT data pipeline does (see `clip_sampling.py`), decodes
+only their frames (see `video_decoding.py`) and turns them into `pixel_values` of shape
+`(batch * num_views, num_frames, 3, height, width)`.
+
+It runs `BaseVideoProcessor.preprocess` (keyword validation, defaults, `device`, metadata) and overrides its hooks:
+`sample_frames` (the original's clip sampling), `_decode_and_sample_videos` (decoded frames are sampled; files wait
+until `_preprocess`, which knows the resize, so that their frames are resized as they are decoded),
+`_prepare_input_videos` (grey and RGBA frames, the device), `_preprocess` (views, crops, normalisation) and `resize`
+(the original's sizes).
+The base checks its options only after decoding, so `preprocess` checks XViT's first (see `_check_options`).
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.image_processing_utils import BatchFeature
+from transformers.image_utils import ChannelDimension, SizeDict, infer_channel_dimension_format
+from transformers.processing_utils import Unpack, VideosKwargs
+from transformers.video_processing_utils import BaseVideoProcessor
+from transformers.video_utils import VideoInput, VideoMetadata, make_batched_metadata, make_batched_videos
+
+from .clip_sampling import SEGMENT_TEST_VIEWS, random_crop_box, sample_clip_indices, spatial_crop_boxes
+from .processing_defaults import (
+    XViTProcessingDefaults,
+    check_pixel_budget,
+    check_positive_int,
+    check_shared_options,
+    frame_bytes,
+    resize_size,
+    resized_pixels,
+    warn_already_rescaled,
+)
+from .video_decoding import (
+    DECODING_BACKENDS,
+    DOWNLOAD_TIMEOUT,
+    MAX_DOWNLOAD_BYTES,
+    is_encoded_video,
+    read_video_frames,
+    video_name,
+)
+
+RAND_AUGMENT_MAX_MAGNITUDE = 30  # torchvision's RandAugment has 31 magnitude bins
+
+
+class XViTVideoProcessorKwargs(VideosKwargs, total=False):
+    """
+    sampling (`str`, *optional*, defaults to `"segment"`):
+        Clip sampling: `"segment"` (TSN style, the original's SSv2 recipe) or `"dense"` (a fixed stride at
+        `target_fps`, the original's Kinetics recipe). See `clip_sampling.py`.
+    sampling_rate (`int`, *optional*, defaults to 16):
+        Dense sampling only: distance between two sampled frames at `target_fps`.
+    target_fps (`float`, *optional*, defaults to 30.0):
+        Dense sampling only: frame rate at which `sampling_rate` is counted.
+    num_temporal_views (`int`, *optional*, defaults to 1):
+        Clips per video: evenly spaced clips (dense) or the middle / start / end views (segment, at most 3).
+    num_spatial_crops (`int`, *optional*, defaults to 1):
+        Crops per clip: 1 (centre) or 3 (left / centre / right, or top / centre / bottom for portrait videos).
+    do_augment (`bool`, *optional*, defaults to `False`):
+        Training mode: random clip sampling, short side scaled to a random size in `scale_jitter`, a random crop,
+        a horizontal flip (if `do_flip`) and RandAugment (if `do_rand_augment`). Every temporal view is drawn
+        independently; `num_spatial_crops` must then be 1.
+    scale_jitter (`list[int]`, *optional*, defaults to `[256, 320]`):
+        Range of the short side in training.
+    do_flip (`bool`, *optional*, defaults to `True`):
+        Random horizontal flip in training. Turn it off for direction-sensitive data such as SSv2.
+    do_rand_augment (`bool`, *optional*, defaults to `True`):
+        RandAugment (torchvision) in training, with the same operations on every frame of a clip.
+    rand_augment_num_ops (`int`, *optional*, defaults to 2):
+        Operations per clip.
+    rand_augment_magnitude (`int`, *optional*, defaults to 9):
+        Magnitude of the operations (torchvision's scale, 0 to 30).
+    decoding_backend (`str`, *optional*):
+        One of `video_decoding.DECODING_BACKENDS`; `None` is `"auto"`: PyAV, right on every format and the faster
+        decoder. decord is used only on the formats it decodes right (see `video_decoding.py` and the README).
+    max_download_bytes (`int`, *optional*, defaults to 1 GiB):
+        Largest video accepted from a URL (downloads stream to a temporary file).
+    download_timeout (`float`, *optional*, defaults to 300):
+        Seconds a URL download may take in all.
+    antialias (`bool`, *optional*, defaults to `False`):
+        Antialias when downscaling. The original resizes with bilinear interpolation without antialiasing
+        (`torch.nn.functional.interpolate`), so converted checkpoints expect `False`; `True` gives torchvision's
+        antialiased resize (up to 15 of 255 levels apart from the original on a 272 -> 224 downscale).
+    """
+
+    sampling: str | None
+    sampling_rate: int | None
+    target_fps: float | int | None
+    num_temporal_views: int | None
+    num_spatial_crops: int | None
+    do_augment: bool | None
+    scale_jitter: list[int] | tuple[int, ...] | None
+    do_flip: bool | None
+    do_rand_augment: bool | None
+    rand_augment_num_ops: int | None
+    rand_augment_magnitude: int | None
+    decoding_backend: str | None
+    max_download_bytes: int | None
+    download_timeout: float | None
+    antialias: bool | None
+
+
+class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
+    r"""
+    Video processor for XViT. It takes videos as local paths, URLs, raw bytes, file objects, or decoded frames
+    (`(frames, height, width, channels)` / `(frames, channels, height, width)` arrays or tensors, a grey
+    `(frames, height, width)` array, or lists of PIL images), samples `num_frames`-frame clips with the original's clip
+    sampling, resizes the short side (bilinear, without antialiasing, as the original), crops and normalises (mean and
+    std 0.5 on [0, 1] pixels). With `device="cuda"` the resize, crops and normalisation run on that device and
+    `pixel_values` is returned there.
+
+    Files are decoded by `video_decoding.read_video_frames`: only the sampled frames, resized as they are decoded, a
+    few at a time, so a 4K video is never held whole in memory; torchcodec is never needed. A video shorter than a clip
+    is padded by repeating frames (the sampled indices are clamped to the video, as in the original).
+
+    **Layout of the views.** Each video gives `num_temporal_views * num_spatial_crops` clips, stored video by video,
+    then temporal view by temporal view, then crop by crop: clip `(video b, temporal view t, crop s)` is
+    `pixel_values[(b * num_temporal_views + t) * num_spatial_crops + s]`. `average_view_scores` folds the model's
+    scores back to one prediction per video.
+
+    **Limits.** Options are checked when the processor is built (so a bad saved config fails on loading) and on every
+    call, before any frame is decoded: each names the option, the value and what is allowed. A request whose frames
+    would need more than `MAX_PIXEL_BYTES_PER_VIDEO` (4 GiB, `processing_defaults.py`) for one video is refused.
+
+    Args: see `XViTVideoProcessorKwargs` for the XViT-specific options; the others are those of
+    `BaseVideoProcessor` (`size`, `crop_size`, `do_resize`, `do_center_crop`, `do_rescale`, `do_normalize`,
+    `image_mean`, `image_std`, `num_frames`, `do_sample_frames`, `device`, ...).
+    """
+
+    do_sample_frames = True
+    num_temporal_views = 1
+    num_spatial_crops = 1
+    do_augment = False
+    scale_jitter = [256, 320]
+    do_flip = True
+    do_rand_augment = True
+    rand_augment_num_ops = 2
+    rand_augment_magnitude = 9
+    decoding_backend = None
+    max_download_bytes = MAX_DOWNLOAD_BYTES
+    download_timeout = DOWNLOAD_TIMEOUT
+    valid_kwargs = XViTVideoProcessorKwargs
+
+    def __init__(self, **kwargs: Unpack[XViTVideoProcessorKwargs]):
+        super().__init__(**kwargs)
+        self._check_options(self._call_options({}))
+
+    @property
+    def num_views(self) -> int:
+        """Clips per video with the saved settings: `num_temporal_views * num_spatial_crops`."""
+        return self.num_temporal_views * self.num_spatial_crops
+
+    def preprocess(self, videos: VideoInput, **kwargs: Unpack[XViTVideoProcessorKwargs]) -> BatchFeature:
+        """
+        Turn one video or a batch of videos into `pixel_values` of shape
+        `(batch * num_temporal_views * num_spatial_crops, num_frames, 3, height, width)`.
+        """
+        # The base pipeline checks its options after decoding and sampling; these checks come first, so that a request
+        # too large for memory is refused before any frame is decoded or copied.
+        self._check_options(self._call_options(kwargs))
+        return super().preprocess(videos, **kwargs)
+
+    def sample_frames(
+        self,
+        metadata: VideoMetadata,
+        num_frames: int | None = None,
+        sampling: str | None = None,
+        num_temporal_views: int | None = None,
+        do_augment: bool | None = None,
+        sampling_rate: int | None = None,
+        target_fps: float | None = None,
+        **kwargs,
+    ) -> list[int]:
+        """
+        Frame indices of all the clips of one video, view after view (`num_temporal_views * num_frames` indices).
+        Arguments left to `None` take the processor's values.
+        """
+        views = sample_clip_indices(
+            metadata.total_num_frames,
+            num_frames or self.num_frames,
+            sampling=sampling or self.sampling,
+            num_views=num_temporal_views or self.num_temporal_views,
+            random_sampling=self.do_augment if do_augment is None else do_augment,
+            sampling_rate=sampling_rate or self.sampling_rate,
+            video_fps=metadata.fps,
+            target_fps=target_fps or self.target_fps,
+        )
+        return [index for view in views for index in view]
+
+    def average_view_scores(
+        self, logits: torch.Tensor, num_views: int | None = None, apply_softmax: bool = True
+    ) -> torch.Tensor:
+        """
+        Average the scores of all views of each video into one prediction per video, as the original's multi-view
+        testing does.
+
+        Args:
+            logits (`torch.Tensor`): `(batch * num_views, num_labels)` model outputs, in the processor's view layout.
+            num_views (`int`, *optional*): Views per video; defaults to `num_temporal_views * num_spatial_crops`.
+            apply_softmax (`bool`): Average probabilities (the original's choice) rather than raw logits.
+
+        Returns:
+            `torch.Tensor` of shape `(batch, num_labels)`.
+        """
+        num_views = num_views or self.num_views
+        if logits.ndim != 2 or logits.shape[0] % num_views:
+            raise ValueError(
+                f"`logits` must have shape (batch * num_views, num_labels) with num_views={num_views}, got "
+                f"{tuple(logits.shape)}."
+            )
+        scores = logits.softmax(-1) if apply_softmax else logits
+        return scores.reshape(-1, num_views, scores.shape[-1]).mean(1)
+
+    def resize(
+        self, image: torch.Tensor, size: SizeDict, resample=None, antialias: bool = True, **kwargs
+    ) -> torch.Tensor:
+        """The base resize, with a `shortest_edge` target rounded as the original (see `resize_size`)."""
+        return super().resize(image, resize_size(*image.shape[-2:], size), resample, antialias=antialias, **kwargs)
+
+    def convert_to_rgb(self, video: torch.Tensor) -> torch.Tensor:
+        # Grey is repeated and RGBA blended on white; blending yields floats, which go back to the input dtype.
+        rgb = super().convert_to_rgb(video)
+        if rgb.dtype != video.dtype and not video.is_floating_point():
+            rgb = rgb.round().clamp(0, 255).to(video.dtype)
+        return rgb
+
+    def _decode_and_sample_videos(
+        self,
+        videos: VideoInput,
+        video_metadata: VideoMetadata | dict | list | None,
+        do_sample_frames: bool | None = None,
+        sample_indices_fn: Callable | None = None,
+    ) -> tuple[list, list[VideoMetadata]]:
+        """
+        Decoded videos: the sampled frames, as in the base. Video files: a `_VideoFile` each, decoded in `_preprocess`,
+        where the resize is known (the base would decode every sampled frame at full size first); their metadata
+        entries are filled in then.
+        """
+        sample_indices = sample_indices_fn if do_sample_frames else _every_frame
+        videos = _make_video_list(videos)
+        video_metadata = _make_metadata_list(video_metadata, videos)
+        sampled = []
+        for video, metadata in zip(videos, video_metadata, strict=True):
+            if is_encoded_video(video):
+                sampled.append(_VideoFile(video, sample_indices, metadata))
+                continue
+            video = torch.as_tensor(video) if not isinstance(video, torch.Tensor) else video
+            if video.ndim != 4:
+                raise ValueError(
+                    f"A decoded video must have 4 dimensions (frames, height, width, channels) or (frames, channels, "
+                    f"height, width), or 3 for grey (frames, height, width), got shape {tuple(video.shape)}."
+                )
+            if len(video) == 0:
+                raise ValueError("Cannot sample a clip from a decoded video with 0 frames.")
+            metadata.frames_indices = list(sample_indices(metadata=metadata))
+            sampled.append(video[metadata.frames_indices])
+        return sampled, video_metadata
+
+    def _prepare_input_videos(
+        self,
+        videos: list,
+        do_convert_rgb: bool | None = None,
+        input_data_format: str | ChannelDimension | None = None,
+        device: str | torch.device | None = None,
+    ) -> list:
+        """Decoded frames become `(frames, 3, H, W)` on `device`, as in the base; video files only learn the device."""
+        prepared = []
+        for video in videos:
+            if isinstance(video, _VideoFile):
+                video.device = device
+            else:
+                # The base infers the channel axis once for the whole batch and without RGBA; here per video, with it.
+                channel_format = input_data_format or infer_channel_dimension_format(video, num_channels=(1, 3, 4))
+                (video,) = super()._prepare_input_videos([video], do_convert_rgb, channel_format, device)
+            prepared.append(video)
+        return prepared
+
+    def _preprocess(
+        self,
+        videos: list,
+        do_rescale: bool,
+        num_temporal_views: int,
+        decoding_backend: str | None,
+        max_download_bytes: int,
+        download_timeout: float,
+        return_tensors=None,
+        **kwargs,
+    ) -> BatchFeature:
+        """
+        Each video into its `(num_temporal_views * num_spatial_crops, frames, 3, H, W)` views. The base `_preprocess`
+        resizes videos grouped by shape and returns one clip per video; XViT returns several views per video, each
+        with its own crop (or random augmentation), and decodes files here, so it works video by video.
+        """
+        frame_size_bytes = self._frame_bytes(**kwargs)
+        clips = []
+        for index, video in enumerate(videos):
+            resize = self._frame_resizer(**kwargs)  # in training, a new random scale for every video
+            if isinstance(video, _VideoFile):
+                name = video_name(video.source)
+                limits = max_download_bytes, download_timeout
+                frames = video.decode(resize, decoding_backend, frame_size_bytes, limits)
+            else:
+                name = f"#{index} of the batch (decoded frames)"
+                _warn_if_already_rescaled(video, do_rescale)
+                frames = resize(video) if resize is not None else video
+            try:
+                clip_frames = frames.reshape(num_temporal_views, -1, *frames.shape[1:])
+                clips.append(self._make_views(clip_frames, do_rescale=do_rescale, **kwargs))
+            except ValueError as error:
+                raise ValueError(f"Cannot make the views of video {name}: {error}") from error
+        data = {"pixel_values": clips[0] if len(clips) == 1 else torch.cat(clips)}  # one video: no copy
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _call_options(self, kwargs: dict) -> dict:
+        """The options of a call: its keywords over the processor's settings, standardised as the base does."""
+        options = {name: getattr(self, name, None) for name in self.valid_kwargs.__annotations__}
+        return self._standardize_kwargs(**{**options, **kwargs})
+
+    def _check_options(self, options: dict) -> None:
+        """Refuse bad options, naming them, and requests too large for memory."""
+        crops = options["do_center_crop"] or options["do_augment"]
+        check_shared_options(options, crops=crops)
+        if options["fps"] is not None:
+            raise ValueError("XViT samples clips with `sampling`, `sampling_rate` and `target_fps`; `fps` is unused.")
+        check_positive_int("num_temporal_views", options["num_temporal_views"])
+        num_views, num_crops = options["num_temporal_views"], options["num_spatial_crops"]
+        if num_crops not in (1, 3):
+            raise ValueError(f"`num_spatial_crops` must be 1 or 3, got {num_crops!r}.")
+        if num_crops != 1 and options["do_augment"]:
+            raise ValueError("Training augmentation takes one random crop per clip: set `num_spatial_crops=1`.")
+        if num_crops != 1 and not crops:
+            raise ValueError("`num_spatial_crops=3` needs `do_center_crop=True`.")
+        if options["sampling"] == "segment" and not options["do_augment"] and num_views > len(SEGMENT_TEST_VIEWS):
+            raise ValueError(
+                f"Segment sampling has {len(SEGMENT_TEST_VIEWS)} test views ({', '.join(SEGMENT_TEST_VIEWS)}), got "
+                f"`num_temporal_views={num_views}`."
+            )
+        if not options["do_sample_frames"] and num_views != 1:
+            raise ValueError(
+                "Without frame sampling (`do_sample_frames=False`) the frames form one clip: set "
+                "`num_temporal_views=1`."
+            )
+        _check_scale_jitter(options["scale_jitter"])
+        check_positive_int("rand_augment_num_ops", options["rand_augment_num_ops"], minimum=0)
+        magnitude = options["rand_augment_magnitude"]
+        if not (isinstance(magnitude, int) and 0 <= magnitude <= RAND_AUGMENT_MAX_MAGNITUDE):
+            raise ValueError(
+                f"`rand_augment_magnitude` must be an integer from 0 to {RAND_AUGMENT_MAX_MAGNITUDE}, got "
+                f"{magnitude!r}."
+            )
+        if options["decoding_backend"] not in (None, *DECODING_BACKENDS):
+            raise ValueError(
+                f"`decoding_backend` must be one of {DECODING_BACKENDS} or None, got {options['decoding_backend']!r}."
+            )
+        if options["do_sample_frames"]:
+            check_pixel_budget(
+                options["num_frames"] * num_views,
+                self._frame_bytes(**options),
+                f"`num_frames={options['num_frames']}` x `num_temporal_views={num_views}` x "
+                f"`num_spatial_crops={num_crops}` at these sizes",
+            )
+
+    @staticmethod
+    def _frame_bytes(
+        do_resize: bool,
+        size: SizeDict,
+        do_augment: bool,
+        scale_jitter: list[int],
+        do_center_crop: bool,
+        crop_size: SizeDict,
+        num_spatial_crops: int,
+        **kwargs,
+    ) -> int:
+        """Bytes one sampled frame needs at least (see `frame_bytes`)."""
+        size = _test_resize_size(size, crop_size, num_spatial_crops)
+        short_side_pixels = max(scale_jitter) ** 2 if do_augment else resized_pixels(size)
+        crop = crop_size if do_center_crop or do_augment else None
+        return frame_bytes(short_side_pixels if do_resize else None, crop, num_spatial_crops)
+
+    def _frame_resizer(
+        self,
+        do_resize: bool,
+        size: SizeDict,
+        resample,
+        antialias: bool,
+        do_augment: bool,
+        scale_jitter: list[int],
+        crop_size: SizeDict,
+        num_spatial_crops: int,
+        **kwargs,
+    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The resize applied to frames as soon as they are decoded (short side, or a random scale in training)."""
+        if not do_resize:
+            return None
+        if do_augment:
+            size = SizeDict(shortest_edge=random.randint(*scale_jitter))
+        else:
+            size = _test_resize_size(size, crop_size, num_spatial_crops)
+        return lambda frames: self.resize(frames, size, resample=resample, antialias=antialias)
+
+    def _make_views(
+        self,
+        clips: torch.Tensor,
+        do_augment: bool,
+        do_center_crop: bool,
+        crop_size: SizeDict,
+        num_spatial_crops: int,
+        do_flip: bool,
+        do_rand_augment: bool,
+        rand_augment_num_ops: int,
+        rand_augment_magnitude: int,
+        do_rescale: bool,
+        rescale_factor: float,
+        do_normalize: bool,
+        image_mean,
+        image_std,
+        **kwargs,
+    ) -> torch.Tensor:
+        """(temporal views, frames, 3, h, w) resized clips -> (views, frames, 3, H, W) crops, rescaled, normalised."""
+        height, width = clips.shape[-2:]
+        views = []
+        for clip in clips:
+            if do_augment:
+                views.append(
+                    self._augment_clip(
+                        clip, crop_size, do_flip, do_rand_augment, rand_augment_num_ops, rand_augment_magnitude
+                    )
+                )
+            elif do_center_crop:
+                boxes = spatial_crop_boxes(height, width, crop_size.height, crop_size.width, num_spatial_crops)
+                views.extend(_crop(clip, top, left, crop_size) for top, left in boxes)
+            else:
+                views.append(clip)
+        return self.rescale_and_normalize(
+            torch.stack(views), do_rescale, rescale_factor, do_normalize, image_mean, image_std
+        )
+
+    def _augment_clip(
+        self,
+        clip: torch.Tensor,
+        crop_size: SizeDict,
+        do_flip: bool,
+        do_rand_augment: bool,
+        num_ops: int,
+        magnitude: int,
+    ) -> torch.Tensor:
+        """Random crop, flip and RandAugment, drawn once per clip so that all its frames move together."""
+        clip = _crop(clip, *random_crop_box(*clip.shape[-2:], crop_size.height, crop_size.width), crop_size)
+        if do_flip and random.random() < 0.5:
+            clip = clip.flip(-1)
+        if do_rand_augment:
+            from torchvision.transforms import v2
+
+            clip = v2.RandAugment(num_ops=num_ops, magnitude=magnitude)(clip)
+        return clip
+
+
+@dataclass
+class _VideoFile:
+    """A video file between the base pipeline's hooks: decoded in `_preprocess`, onto `device`, resized as it comes."""
+
+    source: Any
+    sample_indices: Callable[..., list[int]]
+    metadata: VideoMetadata  # the entry the base pipeline returns; filled in when the file is read
+    device: str | torch.device | None = None
+
+    def decode(
+        self, resize: Callable | None, backend: str | None, frame_size_bytes: int, download_limits: tuple[int, float]
+    ) -> torch.Tensor:
+        """The sampled frames, `(n, 3, h, w)`, resized as they are decoded; checks their count before decoding."""
+
+        def checked_indices(metadata: VideoMetadata) -> list[int]:
+            indices = list(self.sample_indices(metadata=metadata))
+            check_pixel_budget(
+                len(indices), frame_size_bytes, f"The {len(indices)} frames of video {video_name(self.source)}"
+            )
+            return indices
+
+        def transform(frames: torch.Tensor) -> torch.Tensor:
+            frames = frames.to(self.device) if self.device is not None else frames
+            return resize(frames) if resize is not None else frames
+
+        frames, metadata = read_video_frames(self.source, checked_indices, backend, transform, *download_limits)
+        self.metadata.update(metadata)
+        return frames
+
+
+def _every_frame(metadata: VideoMetadata) -> list[int]:
+    return list(range(metadata.total_num_frames))
+
+
+def _check_scale_jitter(scale_jitter) -> None:
+    valid = (
+        isinstance(scale_jitter, (list, tuple))
+        and len(scale_jitter) == 2
+        and all(isinstance(side, int) and not isinstance(side, bool) and side >= 1 for side in scale_jitter)
+    )
+    if not valid or scale_jitter[0] > scale_jitter[1]:
+        raise ValueError(
+            f"`scale_jitter` must be [smallest, largest] short sides, positive integers with smallest <= largest, got "
+            f"{scale_jitter!r}."
+        )
+
+
+def _warn_if_already_rescaled(frames: torch.Tensor, do_rescale: bool) -> None:
+    if do_rescale and frames.is_floating_point() and frames.device.type != "meta" and frames.numel():
+        if frames.min() >= 0 and frames.max() <= 1:
+            warn_already_rescaled()
+
+
+def _test_resize_size(size: SizeDict, crop_size: SizeDict | None, num_spatial_crops: int) -> SizeDict:
+    """
+    The original's test-time resize: one crop is taken after resizing the short side to `size` (256 in the Kinetics
+    configs, the usual resize-then-centre-crop), three crops after resizing it to the crop size, so that the three
+    crops tile the long side.
+    """
+    if num_spatial_crops == 1 or crop_size is None or not size.shortest_edge:
+        return size
+    return SizeDict(shortest_edge=min(crop_size.height, crop_size.width))
+
+
+def _crop(frames: torch.Tensor, top: int, left: int, size: SizeDict) -> torch.Tensor:
+    return frames[..., top : top + size.height, left : left + size.width]
+
+
+def _make_video_list(videos) -> list:
+    """
+    One entry per video: encoded inputs stay as they are, a grey `(frames, height, width)` array gets its channel axis,
+    other decoded frames go through Transformers' batching.
+    """
+    if is_encoded_video(videos):
+        return [videos]
+    if isinstance(videos, (list, tuple)) and videos and all(is_encoded_video(video) for video in videos):
+        return list(videos)
+    if _is_grey_video(videos):
+        return [videos[..., None]]
+    return make_batched_videos(videos)
+
+
+def _is_grey_video(video) -> bool:
+    """A 3-D array or tensor is a grey video unless an end axis could hold channels (then it is one image)."""
+    return (
+        isinstance(video, (np.ndarray, torch.Tensor))
+        and video.ndim == 3
+        and not {video.shape[0], video.shape[-1]} & {1, 3, 4}
+    )
+
+
+def _make_metadata_list(video_metadata, videos: list) -> list[VideoMetadata]:
+    """The caller's metadata, one entry per video; files get an entry to fill in, decoded videos their frame count."""
+    if video_metadata is None:
+        return [VideoMetadata(total_num_frames=0 if is_encoded_video(video) else len(video)) for video in videos]
+    if isinstance(video_metadata, (VideoMetadata, dict)):
+        video_metadata = [video_metadata]
+    return make_batched_metadata([None] * len(videos), video_metadata)
+
+
+__all__ = ["XViTVideoProcessor"]
