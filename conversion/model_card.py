@@ -235,7 +235,7 @@ def _metadata(config: XViTConfig, inputs: ModelCardInputs) -> ModelCardData:
         base_model=inputs.base_model,
         model_name=_title(config, names[1] if names else None),
         eval_results=evals or None,
-        widget=[dict(example) for example in inputs.widget] or None,
+        widget=[dict(example) for example in inputs.widget],
     )
 
 
