@@ -20,13 +20,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-if __package__ in (None, ""):  # run by path (`python examples/x.py`): import this repository's packages by name
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from PIL import Image
 
-from PIL import Image  # noqa: E402
-
-from examples.frame_strip import frame_strip, prediction_caption  # noqa: E402
-from examples.motion_dataset import CLASSES, MotionSettings, generate_clips, write_video  # noqa: E402
+from modeling_xvit.demo.frame_strip import frame_strip, prediction_caption
+from modeling_xvit.demo.motion_data import CLASSES, MotionSettings, generate_clips, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = ROOT / "examples" / "xvit-motion-small"

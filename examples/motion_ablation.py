@@ -39,10 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run by path (`python examples/x.py`): import this repository's packages by name
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from examples.motion_dataset import LABELS_FILE, write_dataset  # noqa: E402
+from modeling_xvit.demo.motion_data import LABELS_FILE, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "examples/run_video_classification.py"

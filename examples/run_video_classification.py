@@ -11,7 +11,7 @@ Every `TrainingArguments` flag works (--bf16, --gradient_checkpointing, --torch_
 --report_to tensorboard, --push_to_hub, ...); --recipe FILE sets defaults for any of the flags below from a YAML or
 JSON file, which the command line overrides. The output folder receives the checkpoints, `all_results.json`,
 `predictions.jsonl` (per-class scores of every test video), `training_curve.png` and the model folder itself, complete
-for the Hub (`conversion.model_folder.write_hub_folder`: remote code, `handler.py`, and a model card with the command,
+for the Hub (`modeling_xvit.hub.folder.write_hub_folder`: remote code, `handler.py`, and a model card with the command,
 the recipe and the run's results), which loads with `AutoModelForVideoClassification.from_pretrained(folder,
 trust_remote_code=True)` and `pipeline("video-classification", model=folder, trust_remote_code=True)`.
 `--push_to_hub` publishes exactly the model folder's files at the end (`--hub_dry_run`: list them, send nothing).
@@ -32,14 +32,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run by path (`python examples/x.py`): import this repository's packages by name
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-import datasets  # noqa: E402
-import evaluate  # noqa: E402
-import numpy as np  # noqa: E402
-import transformers  # noqa: E402
-from transformers import (  # noqa: E402
+import datasets
+import evaluate
+import numpy as np
+import transformers
+from transformers import (
     AutoConfig,
     AutoModelForVideoClassification,
     AutoVideoProcessor,
@@ -48,15 +45,17 @@ from transformers import (  # noqa: E402
     TrainerCallback,
     TrainingArguments,
 )
-from transformers.trainer_utils import PredictionOutput, get_last_checkpoint, set_seed  # noqa: E402
+from transformers.trainer_utils import PredictionOutput, get_last_checkpoint, set_seed
 
-from conversion.model_card import ModelCardInputs  # noqa: E402
-from conversion.model_folder import CONFIG_NAME, default_video_processor, write_hub_folder  # noqa: E402
-from conversion.push_to_hub import describe_push, push_to_hub  # noqa: E402
-from examples.training_card import SCRIPT, check_hub_repo_id, hub_repo_id, training_card_inputs  # noqa: E402
-from examples.training_curve import write_training_curve  # noqa: E402
-from examples.video_collator import VideoClassificationCollator, clip_mixing  # noqa: E402
-from examples.video_data import (  # noqa: E402
+from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTVideoProcessor
+from modeling_xvit.hub.card import ModelCardInputs
+from modeling_xvit.hub.folder import CONFIG_NAME, default_video_processor, write_hub_folder
+from modeling_xvit.hub.upload import describe_push, push_to_hub
+from modeling_xvit.training import TOP_K_ACCURACY_METRIC
+from modeling_xvit.training.card import SCRIPT, check_hub_repo_id, hub_repo_id, training_card_inputs
+from modeling_xvit.training.collator import VideoClassificationCollator, clip_mixing
+from modeling_xvit.training.curve import write_training_curve
+from modeling_xvit.training.data import (
     DataArguments,
     LabelEncoder,
     SplitColumns,
@@ -68,12 +67,9 @@ from examples.video_data import (  # noqa: E402
     undecoded,
     video_column,
 )
-from examples.video_trainer import VideoClassificationTrainer, video_classification_loss  # noqa: E402
-from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTVideoProcessor  # noqa: E402
+from modeling_xvit.training.trainer import VideoClassificationTrainer, video_classification_loss
 
 logger = logging.getLogger(__name__)
-
-TOP_K_ACCURACY = Path(__file__).resolve().parent / "metrics" / "top_k_accuracy"
 
 
 @dataclass
@@ -235,7 +231,7 @@ def build_model(model_args: ModelArguments, label_names: list[str]) -> XViTForVi
             **hub,
         )
     if model_args.init_from_image_model:
-        from conversion.convert_vit_to_xvit import xvit_from_vit
+        from modeling_xvit.conversion.vit import xvit_from_vit
 
         return xvit_from_vit(model_args.init_from_image_model, **{**overrides, **labels})
     config_dict = XViTConfig.get_config_dict(model_args.config_name)[0] if model_args.config_name else {}
@@ -372,12 +368,12 @@ def save_hub_folder(
     """Write the trained model as a complete Hub folder at the top of the output folder, and publish it if asked.
 
     Every process takes part in gathering the weights (`accelerator.get_state_dict` collects the shards of an FSDP
-    run); process zero builds the `card` and writes the folder (`conversion.model_folder.write_hub_folder`: weights,
+    run); process zero builds the `card` and writes the folder (`modeling_xvit.hub.folder.write_hub_folder`: weights,
     configs, remote code, `handler.py`, the card) into `OUTPUT_DIR/hub_upload`, publishes that folder, which holds
     nothing else (no checkpoint, log, prediction or pickle), then moves its files to the top of the output folder,
     where `from_pretrained` and the pipeline load them. `hub_upload/` is kept, its files copied instead, after a dry
     run (exactly what would have been uploaded) and after a failed upload (to upload again with
-    `python -m conversion.push_to_hub`).
+    `python -m modeling_xvit.hub.upload`).
     """
     state_dict = trainer.accelerator.get_state_dict(trainer.model)
     if not trainer.is_world_process_zero():
@@ -412,7 +408,7 @@ def move_model_files(folder: Path, output_dir: Path, keep: bool) -> None:
 
 def push_hub_folder(folder: Path, training_args: VideoTrainingArguments) -> None:
     """Publish `folder` to --hub_model_id (default: the output folder's name) with --hub_private_repo, --hub_revision
-    and --hub_token, through `conversion.push_to_hub`; --hub_dry_run prints what it would upload and sends nothing."""
+    and --hub_token, through `modeling_xvit.hub.upload`; --hub_dry_run prints what it would upload, sends nothing."""
     repo_id = hub_repo_id(training_args)
     result = push_to_hub(
         folder,
@@ -427,7 +423,7 @@ def push_hub_folder(folder: Path, training_args: VideoTrainingArguments) -> None
     if training_args.hub_dry_run:
         print(
             f"Nothing was sent. {folder} holds exactly these files; to upload them:"
-            f" python -m conversion.push_to_hub --folder {folder} --repo-id {repo_id}"
+            f" python -m modeling_xvit.hub.upload --folder {folder} --repo-id {repo_id}"
         )
 
 
@@ -506,7 +502,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
                 )
     for split_videos in rows.values():
         check_processing(processor, split_videos.columns.processing)
-    metric = evaluate.load(str(TOP_K_ACCURACY), keep_in_memory=True, cache_dir=model_args.cache_dir)
+    metric = evaluate.load(str(TOP_K_ACCURACY_METRIC), keep_in_memory=True, cache_dir=model_args.cache_dir)
     mixing = clip_mixing(len(label_names), data_args.mixup_alpha, data_args.cutmix_alpha)
     trainer = VideoClassificationTrainer(
         model=model,

@@ -170,7 +170,7 @@ class XViTConfig(PreTrainedConfig):
         Both are ViT-B/16 on 16 frames of 224 x 224 with mixing in all 12 layers, 8 temporal embeddings (the released
         code sizes them with its default of 8 frames; frame f gets embedding f mod 8), a one-layer temporal-attention
         head without query/key/value bias, dropout 0.5 on the frame features and in the classifier, and the 768-wide
-        MLP classifier. The class names are not part of the config (`conversion.convert_original_xvit --labels` sets
+        MLP classifier. The class names are not part of the config (`modeling_xvit.conversion.original --labels` sets
         them); `kwargs` override any field.
         """
         if name not in RELEASED_CONFIGURATIONS:

@@ -2,8 +2,8 @@ import pytest
 import torch
 from transformers import AutoConfig
 
-from conversion.convert_original_xvit import infer_xvit_config, parse_original_config
 from modeling_xvit import XViTConfig
+from modeling_xvit.conversion.original import infer_xvit_config, parse_original_config
 
 
 def test_defaults_are_the_released_backbone_mixing_over_the_whole_clip():

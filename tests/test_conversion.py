@@ -16,7 +16,8 @@ from fake_hub import FakeHub, serve_fake_hub
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from conversion.convert_original_xvit import (
+from modeling_xvit import XViTForVideoClassification
+from modeling_xvit.conversion.original import (
     backbone_num_attention_heads,
     convert_original_checkpoint,
     convert_original_state_dict,
@@ -25,11 +26,14 @@ from conversion.convert_original_xvit import (
     parse_original_config,
     rename_original_key,
 )
-from conversion.model_folder import ConversionError
-from conversion.original_xvit_reference import OriginalXViTArchitecture, original_xvit_forward, shift_over_time
-from conversion.push_to_hub import files_to_upload
-from conversion.verify_hub_folder import Check
-from modeling_xvit import XViTForVideoClassification
+from modeling_xvit.conversion.original_reference import (
+    OriginalXViTArchitecture,
+    original_xvit_forward,
+    shift_over_time,
+)
+from modeling_xvit.errors import ConversionError
+from modeling_xvit.hub.upload import files_to_upload
+from modeling_xvit.hub.verify import Check
 
 HIDDEN, HEADS, PATCH, IMAGE = 64, 4, 16, 32
 
@@ -333,7 +337,7 @@ def test_output_folder_holds_weights_processor_card_and_code(tmp_path):
     assert card.data.base_model is None  # vit_test_patch16_32 is no published model
     assert "xvit_b16_16_ss2.pth" in card.text and "@inproceedings{bulat2021space" in card.text
     assert (
-        "python -m conversion.convert_original_xvit --checkpoint xvit_b16_16_ss2.pth --output-dir converted"
+        "python -m modeling_xvit.conversion.original --checkpoint xvit_b16_16_ss2.pth --output-dir converted"
         in card.text
     )
 
@@ -486,7 +490,7 @@ def test_labels_file_with_the_wrong_number_of_classes_is_refused(tmp_path, capsy
 
 
 def test_failed_verification_writes_nothing(tmp_path, monkeypatch):
-    import conversion.convert_original_xvit as converter
+    import modeling_xvit.conversion.original as converter
 
     state_dict, cfg = case("mixing_in_layer_1_of_3")
     checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
@@ -505,7 +509,7 @@ def test_failure_while_writing_leaves_no_partial_folder(tmp_path, monkeypatch):
     state_dict, cfg = case("mixing_in_layer_1_of_3")
     checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
     # handler.py is copied after the weights, the processor and the code files are in the staging folder.
-    monkeypatch.setattr("conversion.model_folder.shutil.copyfile", copy_then_fail)
+    monkeypatch.setattr("modeling_xvit.hub.folder.shutil.copyfile", copy_then_fail)
     with pytest.raises(OSError, match="disk full"):
         convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
     assert os.listdir(tmp_path) == ["xvit.pth"]
@@ -522,7 +526,7 @@ def test_non_empty_output_folder_is_refused(tmp_path):
 
 
 def test_unwritable_output_location_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
-    import conversion.convert_original_xvit as converter
+    import modeling_xvit.conversion.original as converter
 
     def must_not_run(path):
         raise AssertionError("the checkpoint was read before the output location was checked")
@@ -662,7 +666,7 @@ def test_a_folder_that_fails_its_checks_is_not_written(tmp_path, monkeypatch, ca
     state_dict, cfg = case("mixing_in_layer_1_of_3")
     checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
     monkeypatch.setattr(
-        "conversion.verify_hub_folder.fresh_process_checks",
+        "modeling_xvit.hub.verify.fresh_process_checks",
         lambda folder, video: [Check("AutoVideoProcessor", False, "OSError: broken")],
     )
     with pytest.raises(ConversionError, match=r"failed the Hub checks \['AutoVideoProcessor'\]"):

@@ -1,32 +1,44 @@
-"""Every script under conversion/ runs by path and as a module from the repository root, and `conversion` is an
-installed package that a user's own script imports from anywhere."""
+"""Every script under conversion/ is a thin command line over the installed package: it runs by path from the
+repository and as its console entry point, and a user's own script imports the functions behind it from anywhere."""
 
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPOSITORY = Path(__file__).resolve().parents[1]
-SCRIPTS = ("convert_original_xvit", "convert_vit_to_xvit", "push_to_hub", "verify_hub_folder", "hub_folder_checks")
-
-
+# script -> its console entry point (pyproject.toml, [project.scripts])
+SCRIPTS = {
+    "convert_original_xvit": "xvit-convert-original",
+    "convert_vit_to_xvit": "xvit-convert-vit",
+    "push_to_hub": "xvit-push-to-hub",
+    "verify_hub_folder": "xvit-verify-hub-folder",
+}
 ENV = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+
+pytestmark = pytest.mark.slow
 
 
 def test_every_script_is_listed():
-    scripts = {path.stem for path in (REPOSITORY / "conversion").glob("*.py") if "def main(" in path.read_text()}
-    assert scripts == set(SCRIPTS)
+    assert {path.stem for path in (REPOSITORY / "conversion").glob("*.py")} == set(SCRIPTS)
 
 
-def test_help_of_every_script_by_path_and_as_a_module():
+def test_every_script_is_thin():
+    for script in SCRIPTS:
+        code = [line for line in (REPOSITORY / "conversion" / f"{script}.py").read_text().splitlines() if line]
+        assert len(code) < 20, f"conversion/{script}.py has grown past a command line: move the work into the package"
+
+
+def test_help_of_every_script_by_path_and_as_an_entry_point():
+    scripts = Path(sysconfig.get_path("scripts"))
     commands = [
         command
-        for script in SCRIPTS
-        for command in (
-            [sys.executable, f"conversion/{script}.py", "--help"],
-            [sys.executable, "-m", f"conversion.{script}", "--help"],
-        )
+        for script, entry_point in SCRIPTS.items()
+        for command in ([sys.executable, f"conversion/{script}.py", "--help"], [str(scripts / entry_point), "--help"])
     ]
     # Started together: each spends its time importing torch and transformers.
     processes = [
@@ -41,8 +53,8 @@ def test_help_of_every_script_by_path_and_as_a_module():
 def test_a_users_script_elsewhere_imports_the_converter(tmp_path):
     user_script = textwrap.dedent(
         """
-        from conversion.convert_vit_to_xvit import xvit_from_vit
-        from conversion.model_folder import write_hub_folder
+        from modeling_xvit.conversion.vit import xvit_from_vit
+        from modeling_xvit.hub.folder import write_hub_folder
         print(xvit_from_vit.__module__, write_hub_folder.__module__)
         """
     )
@@ -50,4 +62,4 @@ def test_a_users_script_elsewhere_imports_the_converter(tmp_path):
         [sys.executable, "-c", user_script], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.split() == ["conversion.convert_vit_to_xvit", "conversion.model_folder"]
+    assert completed.stdout.split() == ["modeling_xvit.conversion.vit", "modeling_xvit.hub.folder"]

@@ -7,9 +7,9 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import ViTConfig, ViTModel
 
-from conversion.convert_vit_to_xvit import main, xvit_from_vit
-from conversion.model_folder import ConversionError
 from modeling_xvit import XViTForVideoClassification, XViTModel, XViTVideoProcessor
+from modeling_xvit.conversion.vit import main, xvit_from_vit
+from modeling_xvit.errors import ConversionError
 
 NUM_FRAMES = 4
 
@@ -183,4 +183,4 @@ def test_cli_writes_a_complete_hub_folder_with_labels_and_processor(vit_folder, 
     assert card.data.base_model == "google/vit-base-patch16-224-in21k"
     assert card.data.datasets is None  # the class names are SSv2's, but no video has trained it yet
     assert not card.data.eval_results  # an untrained head has no accuracy
-    assert "python -m conversion.convert_vit_to_xvit --vit vit --output-dir xvit --num-frames 4" in card.text
+    assert "python -m modeling_xvit.conversion.vit --vit vit --output-dir xvit --num-frames 4" in card.text

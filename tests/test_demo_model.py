@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conversion.push_to_hub import files_to_upload
-from conversion.verify_hub_folder import check_hub_folder
 from examples import motion_ablation
 from examples.demo import DEMO_MODEL, main, write_demo_clips
 from examples.run_video_classification import build_model, parse_arguments
 from examples.space import app
+from modeling_xvit.hub.upload import files_to_upload
+from modeling_xvit.hub.verify import check_hub_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["left", "right", "up", "down"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conversion.handler import read_parameters, read_video_input
-from conversion.model_card import ModelCardInputs
-from conversion.model_folder import HANDLER_SOURCE, write_hub_folder
 from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+from modeling_xvit.hub.card import ModelCardInputs
+from modeling_xvit.hub.folder import HANDLER_SOURCE, write_hub_folder
+from modeling_xvit.hub.handler import read_parameters, read_video_input
 
 LABELS = {0: "archery", 1: "juggling", 2: "surfing", 3: "yoga", 4: "bowling", 5: "diving"}
 

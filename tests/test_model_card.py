@@ -5,7 +5,8 @@ import json
 import pytest
 from huggingface_hub import ModelCard
 
-from conversion.model_card import (
+from modeling_xvit import XViTConfig
+from modeling_xvit.hub.card import (
     ALL_RESULTS_KEYS,
     SPLIT_PREFIXES,
     ModelCardInputs,
@@ -13,7 +14,6 @@ from conversion.model_card import (
     reported_results,
     results_from_all_results,
 )
-from modeling_xvit import XViTConfig
 
 RELEASED_K600 = XViTConfig(num_labels=600)  # ViT-B/16, 16 frames: the released size
 

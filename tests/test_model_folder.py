@@ -12,16 +12,16 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoVideoProcessor, pipeline
 
-from conversion.model_card import CardResult, ModelCardInputs
-from conversion.model_folder import (
+from modeling_xvit import XViTForVideoClassification, XViTModel, XViTVideoProcessor
+from modeling_xvit.errors import ConversionError
+from modeling_xvit.hub.card import CardResult, ModelCardInputs
+from modeling_xvit.hub.folder import (
     HANDLER_SOURCE,
-    ConversionError,
     atomic_output_dir,
     check_output_dir,
     remove_stale_partial_folders,
     write_hub_folder,
 )
-from modeling_xvit import XViTForVideoClassification, XViTModel, XViTVideoProcessor
 
 CARD = ModelCardInputs(origin="A test model.", model_id="someone/tiny-xvit")
 
@@ -106,8 +106,8 @@ def test_given_weights_are_saved_instead_of_the_model_s_own(model, tmp_path):
 
 KILLED_WRITER = """
 import os, signal, sys, torch
-import conversion.model_folder as model_folder
-from conversion.model_card import ModelCardInputs
+import modeling_xvit.hub.folder as model_folder
+from modeling_xvit.hub.card import ModelCardInputs
 from modeling_xvit import XViTConfig, XViTForVideoClassification
 
 def killed_while_writing_the_card(path, text):

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from examples.motion_dataset import (
+from modeling_xvit.demo.motion_data import (
     CLASSES,
     LABELS_FILE,
     LUMINANCE,
@@ -31,7 +31,7 @@ def decode(path: Path) -> tuple[np.ndarray, list[bool]]:
     return np.stack([frame.to_ndarray(format="rgb24") for frame in frames]), [frame.key_frame for frame in frames]
 
 
-@pytest.mark.parametrize("command", [["examples/motion_dataset.py"], ["-m", "examples.motion_dataset"]])
+@pytest.mark.parametrize("command", [["-m", "modeling_xvit.demo.motion_data"]])
 def test_help_runs_as_a_script_and_as_a_module(command):
     result = subprocess.run(
         [sys.executable, *command, "--help"], cwd=REPOSITORY, capture_output=True, text=True, check=True
@@ -41,7 +41,7 @@ def test_help_runs_as_a_script_and_as_a_module(command):
 
 def test_cli_writes_a_videofolder_of_decodable_key_frame_clips(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "examples.motion_dataset", "--output-dir", str(tmp_path / "data")]
+        [sys.executable, "-m", "modeling_xvit.demo.motion_data", "--output-dir", str(tmp_path / "data")]
         + ["--num-per-class", "2", "--num-validation-per-class", "1", "--num-test-per-class", "1", "--seed", "3"],
         cwd=REPOSITORY,
         capture_output=True,
@@ -101,7 +101,7 @@ def test_write_dataset_refuses_a_non_empty_directory_and_leaves_it_untouched(tmp
 
 
 def test_an_interrupted_write_leaves_no_data_set_and_the_next_one_completes(tmp_path, monkeypatch):
-    import examples.motion_dataset as motion_dataset
+    import modeling_xvit.demo.motion_data as motion_dataset
 
     written = []
 

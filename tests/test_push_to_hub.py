@@ -7,11 +7,12 @@ import pytest
 import torch
 from fake_hub import FakeHub, serve_fake_hub
 
-from conversion.model_card import ModelCardInputs
-from conversion.model_folder import ConversionError, write_hub_folder
-from conversion.push_to_hub import OTHER_FILES_SIZE_LIMIT, files_to_upload, push_to_hub
-from conversion.push_to_hub import main as push_main
 from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+from modeling_xvit.errors import ConversionError
+from modeling_xvit.hub.card import ModelCardInputs
+from modeling_xvit.hub.folder import write_hub_folder
+from modeling_xvit.hub.upload import OTHER_FILES_SIZE_LIMIT, files_to_upload, push_to_hub
+from modeling_xvit.hub.upload import main as push_main
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import yaml
 from safetensors.torch import load_file
 from transformers import set_seed
 
-from conversion.model_card import results_from_all_results
 from examples.run_video_classification import (
     ModelArguments,
     build_model,
@@ -21,7 +20,8 @@ from examples.run_video_classification import (
     main,
     parse_arguments,
 )
-from examples.video_trainer import TooManyBadVideosError
+from modeling_xvit.hub.card import results_from_all_results
+from modeling_xvit.training.trainer import TooManyBadVideosError
 from tests.training_videos import (
     CLASSES,
     tiny_run,
@@ -175,7 +175,7 @@ def test_a_corrupt_video_is_skipped_and_counted(folder_with_a_corrupt_video, tmp
     total = 2 * 2 + 1
     arguments = ["--data_dir", str(folder_with_a_corrupt_video), "--do_train", "--num_train_epochs", "1"]
     arguments += ["--per_device_train_batch_size", "1", "--max_bad_video_fraction", "0.25"]
-    with caplog.at_level("WARNING", logger="examples.video_trainer"):
+    with caplog.at_level("WARNING", logger="modeling_xvit.training.trainer"):
         main(tiny_run(tmp_path / "run", *arguments))
 
     trainer_state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())

@@ -18,13 +18,14 @@ import torch
 from packaging.version import Version
 from PIL import Image
 
-from conversion.handler import EndpointHandler
-from conversion.model_card import ModelCardInputs
-from conversion.model_folder import ConversionError, write_hub_folder
-from conversion.push_to_hub import files_to_upload
-from examples.frame_strip import GAP, frame_strip, prediction_caption, render_frame_strip, sampled_views
 from examples.space import app, build_space
 from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+from modeling_xvit.demo.frame_strip import GAP, frame_strip, prediction_caption, render_frame_strip, sampled_views
+from modeling_xvit.errors import ConversionError
+from modeling_xvit.hub.card import ModelCardInputs
+from modeling_xvit.hub.folder import write_hub_folder
+from modeling_xvit.hub.handler import EndpointHandler
+from modeling_xvit.hub.upload import files_to_upload
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("app", "build_space", "screenshot")

@@ -1,12 +1,10 @@
 """The top-k accuracy `evaluate` module shipped with the training example, against hand-computed values."""
 
-from pathlib import Path
-
 import evaluate
 import numpy as np
 import pytest
 
-METRIC = Path(__file__).resolve().parents[1] / "examples" / "metrics" / "top_k_accuracy"
+from modeling_xvit.training import TOP_K_ACCURACY_METRIC as METRIC
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conversion.model_card import ModelCardInputs
-from conversion.model_folder import write_hub_folder
-from conversion.verify_hub_folder import main, static_checks
 from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+from modeling_xvit.hub.card import ModelCardInputs
+from modeling_xvit.hub.folder import write_hub_folder
+from modeling_xvit.hub.verify import main, static_checks
 
 CHECKS = (
     "publishable files",

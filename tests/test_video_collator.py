@@ -5,8 +5,8 @@ import random
 import pytest
 import torch
 
-from examples.video_collator import VideoClassificationCollator, clip_mixing, seeded
 from modeling_xvit import XViTVideoProcessor
+from modeling_xvit.training.collator import VideoClassificationCollator, clip_mixing, seeded
 from tests.training_videos import write_clip
 
 TRAINING = {"do_augment": True}

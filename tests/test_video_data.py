@@ -5,7 +5,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from examples.video_data import (
+from modeling_xvit.training.data import (
     DataArguments,
     LabelEncoder,
     SplitColumns,

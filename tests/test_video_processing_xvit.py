@@ -516,7 +516,7 @@ def test_antialias_is_off_by_default_as_in_the_original():
 
 
 def test_converted_folders_resize_as_the_original():
-    from conversion.convert_original_xvit import build_video_processor
+    from modeling_xvit.conversion.original import build_video_processor
 
     data = dict(
         NUM_FRAMES=16, SAMPLING_RATE=16, TARGET_FPS=30, MEAN=[0.5] * 3, STD=[0.5] * 3, TRAIN_JITTER_SCALES=[256, 320]

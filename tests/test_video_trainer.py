@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from transformers import TrainingArguments
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from examples.video_collator import VideoClassificationCollator
-from examples.video_trainer import TooManyBadVideosError, VideoClassificationTrainer, video_classification_loss
 from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+from modeling_xvit.training.collator import VideoClassificationCollator
+from modeling_xvit.training.trainer import TooManyBadVideosError, VideoClassificationTrainer, video_classification_loss
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_a_stream_split_by_node_is_not_split_again_by_accelerate():
     from accelerate.data_loader import prepare_data_loader
     from torch.utils.data import DataLoader, IterableDataset
 
-    from examples.video_trainer import pass_whole_stream
+    from modeling_xvit.training.trainer import pass_whole_stream
 
     class OwnPart(IterableDataset):  # what this process reads of the stream after `split_dataset_by_node`
         def __iter__(self):

@@ -6,9 +6,9 @@
 
 The serverless widget of the Hub does not run remote code; this app does, in a Space or on your machine. It answers
 with the model folder's own Inference Endpoints handler (`handler.py`, which every folder this package writes
-carries), so the Space, an endpoint and `conversion.verify_hub_folder` give the same scores, and draws the frames
-with `examples.frame_strip`. It needs neither `modeling_xvit` nor `conversion`: `build_space.py` assembles a Space
-repository from this file, `examples/frame_strip.py`, the model folder and example videos.
+carries), so the Space, an endpoint and `modeling_xvit.hub.verify` give the same scores, and draws the frames
+with `modeling_xvit.demo.frame_strip`. It does not need `modeling_xvit`: `build_space.py` assembles a Space repository
+from this file, `frame_strip.py` (from the package), the model folder and example videos.
 
 It serves on 127.0.0.1 (or `GRADIO_SERVER_NAME`, which Spaces set) with Gradio's analytics and version check off and
 no share link.
@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 APP_DIR = Path(__file__).resolve().parent
-if __package__ in (None, ""):  # run by path: here as examples/space/app.py, in a Space as app.py beside examples/
-    roots = (APP_DIR.parent.parent, APP_DIR)
-    sys.path[0] = str(next(root for root in roots if (root / "examples" / "frame_strip.py").is_file()))
-
-from examples.frame_strip import frame_strip, prediction_caption  # noqa: E402
+try:  # a built Space carries frame_strip.py beside app.py
+    from frame_strip import frame_strip, prediction_caption
+except ImportError:  # in this repository, the installed package has it
+    from modeling_xvit.demo.frame_strip import frame_strip, prediction_caption
 
 MODEL_ENV = "XVIT_MODEL"
 # The model served by default: the folder a built Space carries (build_space.py), else this repository's demo model.
@@ -89,7 +88,7 @@ def load_classifier(folder: Path) -> Any:
     source = folder / "handler.py"
     if not source.is_file():
         raise ModelNotFoundError(
-            f"{folder} has no handler.py; write the folder with conversion.model_folder.write_hub_folder."
+            f"{folder} has no handler.py; write the folder with modeling_xvit.hub.folder.write_hub_folder."
         )
     spec = importlib.util.spec_from_file_location("xvit_space_handler", source)
     module = importlib.util.module_from_spec(spec)

@@ -5,11 +5,11 @@
     hf upload you/xvit-space space-build . --repo-type space
 
 The folder holds the Space card `README.md` (this directory's, with `models:` naming `--model-id`),
-`requirements.txt`, `app.py`, `examples/frame_strip.py` (imported by the app as in this repository), `screenshot.png`,
-the model folder as `model/` (only the files `conversion.push_to_hub` would publish: safetensors, JSON, code, card; by
-default the embedded demo model) and the example videos as `videos/` (by default `examples/space/videos`: one motion
-clip of each class of the demo model, drawn by `examples/motion_dataset.py` with a seed its training never used). It
-appears at once when complete; a failed build writes nothing.
+`requirements.txt`, `app.py`, `frame_strip.py` (from `modeling_xvit.demo`), `screenshot.png`,
+the model folder as `model/` (only the files `modeling_xvit.hub.upload` would publish: safetensors, JSON, code, card;
+by default the embedded demo model) and the example videos as `videos/` (by default `examples/space/videos`: one
+motion clip of each class of the demo model, drawn by `modeling_xvit.demo.motion_data` with a seed its training never
+used). It appears at once when complete; a failed build writes nothing.
 """
 
 import argparse
@@ -18,22 +18,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-if __package__ in (None, ""):  # run by path (`python examples/space/x.py`): import this repository's packages by name
-    sys.path[0] = str(Path(__file__).resolve().parents[2])
+from app import DEFAULT_VIDEOS, VIDEO_SUFFIXES, ModelNotFoundError, default_model
 
-from conversion.model_folder import ConversionError, atomic_output_dir, exit_status  # noqa: E402
-from conversion.push_to_hub import files_to_upload  # noqa: E402
-from examples.space.app import DEFAULT_VIDEOS, VIDEO_SUFFIXES, ModelNotFoundError, default_model  # noqa: E402
+from modeling_xvit.demo import frame_strip
+from modeling_xvit.errors import ConversionError, exit_status
+from modeling_xvit.hub.folder import atomic_output_dir
+from modeling_xvit.hub.upload import files_to_upload
 
 SPACE_DIR = Path(__file__).resolve().parent
-FRAME_STRIP = SPACE_DIR.parent / "frame_strip.py"
-# Space repository path -> source (the card is rewritten, `examples/__init__.py` is written empty); the screenshot is
+# Space repository path -> source (the card is rewritten); the screenshot is
 # shown by the card when present.
 SPACE_FILES = {
     "README.md": SPACE_DIR / "README.md",
     "requirements.txt": SPACE_DIR / "requirements.txt",
     "app.py": SPACE_DIR / "app.py",
-    "examples/frame_strip.py": FRAME_STRIP,
+    "frame_strip.py": Path(frame_strip.__file__),
 }
 SCREENSHOT = SPACE_DIR / "screenshot.png"
 MODEL_DIR, VIDEOS_DIR = "model", "videos"
@@ -92,7 +91,6 @@ def build_space(
             if name != "README.md":
                 shutil.copyfile(source, staging / name)
         (staging / "README.md").write_text(card, encoding="utf-8")
-        (staging / "examples" / "__init__.py").write_text("")
         if SCREENSHOT.is_file():
             shutil.copyfile(SCREENSHOT, staging / SCREENSHOT.name)
         for file in model_files:

@@ -15,10 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-if __package__ in (None, ""):  # run by path (`python examples/space/x.py`): import this repository's packages by name
-    sys.path[0] = str(Path(__file__).resolve().parents[2])
-
-from examples.space.app import STRIP_ID, TOP_K_ID, build_app, launch  # noqa: E402
+from app import STRIP_ID, TOP_K_ID, build_app, launch
 
 DEFAULT_OUTPUT = Path(__file__).with_name("screenshot.png")
 # A headless browser that stays off the network: no QUIC, sync, component updates or first-run pages.

@@ -5,7 +5,7 @@ cache and `modeling_xvit` made unimportable, so that everything must come from t
 prints one line per check, `CHECK_PREFIX` followed by a JSON object `{"name", "ok", "detail"}`. It imports only the
 standard library, torch and transformers.
 
-    python -c "$(cat conversion/hub_folder_checks.py)" FOLDER VIDEO   (or: python conversion/hub_folder_checks.py ...)
+    python -c "$(cat modeling_xvit/hub/checks.py)" FOLDER VIDEO   (or: python modeling_xvit/hub/checks.py ...)
 """
 
 import argparse

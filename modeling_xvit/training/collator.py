@@ -18,7 +18,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from examples.video_data import video_name
+from modeling_xvit.training.data import video_name
 
 # What reading a broken, truncated or missing video raises (the processor names the file and the reason).
 VIDEO_READ_ERRORS = (ValueError, OSError, RuntimeError)

@@ -1,6 +1,6 @@
 """
 The model card of a training run of `examples/run_video_classification.py`, as the inputs of
-`conversion.model_card.render_model_card`: where the weights started from, the command as it was run, the data set,
+`modeling_xvit.hub.card.render_model_card`: where the weights started from, the command as it was run, the data set,
 the base model, the accuracy read back from the run's own `all_results.json` (one view and the multi-view protocol,
 for the validation and the test split), the recipe, the hyper-parameters the run actually used, and
 `--card_intended_use` when given.
@@ -19,9 +19,9 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import TrainerState, TrainingArguments
 
-from conversion.model_card import DATASETS, SPLIT_PREFIXES, CardResult, ModelCardInputs, results_from_all_results
-from examples.video_data import DataArguments
 from modeling_xvit import XViTConfig
+from modeling_xvit.hub.card import DATASETS, SPLIT_PREFIXES, CardResult, ModelCardInputs, results_from_all_results
+from modeling_xvit.training.data import DataArguments
 
 if TYPE_CHECKING:
     from examples.run_video_classification import ModelArguments

@@ -2,8 +2,8 @@
 
 The converters, the training script and the demo model all write their folders with `write_hub_folder`:
 
-    from conversion.model_card import ModelCardInputs
-    from conversion.model_folder import write_hub_folder
+    from modeling_xvit.hub.card import ModelCardInputs
+    from modeling_xvit.hub.folder import write_hub_folder
 
     write_hub_folder("xvit-finetuned", model, ModelCardInputs(model_id="you/xvit-finetuned", ...), processor)
 
@@ -15,12 +15,10 @@ so a folder whose writer was killed never loads as a model, and by default the w
 """
 
 import fcntl
-import importlib.resources
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,35 +27,16 @@ from pathlib import Path
 
 import torch
 
-from conversion.model_card import ModelCardInputs, render_model_card
 from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel, XViTVideoProcessor
+from modeling_xvit.errors import ConversionError
+from modeling_xvit.hub.card import ModelCardInputs, render_model_card
 
 logger = logging.getLogger(__name__)
 
-KNOWN_LABEL_SETS = ("kinetics400", "kinetics600", "ssv2")
 CONFIG_NAME = "config.json"
 PROCESSOR_CONFIG_NAME = "video_preprocessor_config.json"
 # The Inference Endpoints handler copied into every folder (it imports only the standard library, torch, transformers).
 HANDLER_SOURCE = Path(__file__).with_name("handler.py")
-
-
-class ConversionError(ValueError):
-    """The input cannot be converted or published; the message says which file or tensor and why."""
-
-
-def load_labels(spec: str) -> list[str]:
-    """Class names in index order: a label set shipped with the package, or a text file with one name per line."""
-    if spec in KNOWN_LABEL_SETS:
-        text = importlib.resources.files("modeling_xvit").joinpath("labels", f"{spec}.txt").read_text(encoding="utf-8")
-    elif Path(spec).is_file():
-        text = Path(spec).read_text(encoding="utf-8")
-    else:
-        raise ConversionError(f"--labels {spec!r} is neither one of {list(KNOWN_LABEL_SETS)} nor an existing file.")
-    labels = [line.strip() for line in text.splitlines() if line.strip()]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise ConversionError(f"Label list {spec} repeats {duplicates}.")
-    return labels
 
 
 # --- The output location ------------------------------------------------------------------------------------------
@@ -232,14 +211,14 @@ def write_hub_folder(
     Args:
         output_dir: the folder to create.
         model: the video classifier whose weights and config are saved.
-        card: what the model card says beyond the config (see `conversion.model_card.ModelCardInputs`).
+        card: what the model card says beyond the config (see `modeling_xvit.hub.card.ModelCardInputs`).
         video_processor: the processor reproducing the model's data pipeline; default `default_video_processor`.
             Its clip length and crop size must be the model's.
         atomic: build the folder next to `output_dir` and move it in place when complete; `output_dir` must then not
             exist or be empty. With `atomic=False` the files are written into `output_dir` (created if needed) and
             replace files of the same names, for example in a training run's output folder.
         check: called with the complete folder before it is moved into place (for example
-            `conversion.verify_hub_folder.check_hub_folder`); raising discards an atomic folder.
+            `modeling_xvit.hub.verify.check_hub_folder`); raising discards an atomic folder.
         state_dict: the weights to save instead of `model.state_dict()`, such as the full weights that
             `accelerator.get_state_dict` gathers from the shards of an FSDP-wrapped model (`save_pretrained` empties
             the mapping as it writes).
@@ -259,20 +238,3 @@ def write_hub_folder(
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         _fill_folder(Path(output_dir), model, video_processor, card_text, check, state_dict)
     return Path(output_dir)
-
-
-def exit_status(action: Callable[[], object]) -> int:
-    """The exit status of a script: 0 when `action` succeeds, else 1 after printing why it refused, one `error:` line
-    per line of the `ConversionError`'s message (no traceback)."""
-    try:
-        action()
-    except ConversionError as error:
-        for line in str(error).splitlines():
-            print(f"error: {line.strip()}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def run_conversion(convert: Callable[[], Path]) -> int:
-    """The exit status of a conversion script: print where `convert` wrote, or why it refused (nothing written)."""
-    return exit_status(lambda: print(f"Wrote {convert()}"))

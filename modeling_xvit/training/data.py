@@ -32,7 +32,7 @@ import torch
 from datasets import ClassLabel, Video
 from datasets.distributed import split_dataset_by_node
 
-from conversion.model_folder import load_labels
+from modeling_xvit.labels import load_labels
 
 SPLITS = ("train", "validation", "test")
 LIST_BUILDERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "json", ".tar": "webdataset"}

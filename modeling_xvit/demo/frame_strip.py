@@ -1,6 +1,6 @@
 """The strip of sampled frames: what an XViT model sees of a video, one row per view, with its prediction as caption.
 
-    from examples.frame_strip import frame_strip, prediction_caption
+    from modeling_xvit.demo.frame_strip import frame_strip, prediction_caption
 
     predictions = classifier("clip.mp4")  # pipeline("video-classification") or the Inference Endpoints handler
     frame_strip("clip.mp4", processor, caption=prediction_caption(predictions), path="clip.png")

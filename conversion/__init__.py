@@ -1,1 +1,0 @@
-"""Conversion of the original XViT checkpoints and of image ViT weights to Transformers XViT models."""

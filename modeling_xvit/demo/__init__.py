@@ -1,0 +1,1 @@
+"""The embedded demo: synthetic motion clips that only motion tells apart, and the strip of frames a model sees."""

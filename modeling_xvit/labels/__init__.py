@@ -1,0 +1,23 @@
+"""The class lists of the released models (Kinetics-400, Kinetics-600, Something-Something-v2) and their loading."""
+
+import importlib.resources
+from pathlib import Path
+
+from modeling_xvit.errors import ConversionError
+
+KNOWN_LABEL_SETS = ("kinetics400", "kinetics600", "ssv2")
+
+
+def load_labels(spec: str) -> list[str]:
+    """Class names in index order: a label set shipped with the package, or a text file with one name per line."""
+    if spec in KNOWN_LABEL_SETS:
+        text = importlib.resources.files("modeling_xvit").joinpath("labels", f"{spec}.txt").read_text(encoding="utf-8")
+    elif Path(spec).is_file():
+        text = Path(spec).read_text(encoding="utf-8")
+    else:
+        raise ConversionError(f"--labels {spec!r} is neither one of {list(KNOWN_LABEL_SETS)} nor an existing file.")
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConversionError(f"Label list {spec} repeats {duplicates}.")
+    return labels

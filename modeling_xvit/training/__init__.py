@@ -1,0 +1,7 @@
+"""Fine-tuning XViT with the Transformers `Trainer`: data sources, the collator, the trainer, the top-k metric, the
+training card and curve. `examples/run_video_classification.py` is the command line over these modules."""
+
+from pathlib import Path
+
+# A local `evaluate` module (evaluate.load(str(TOP_K_ACCURACY_METRIC))): the Hub's "accuracy" needs the network.
+TOP_K_ACCURACY_METRIC = Path(__file__).resolve().parent / "metrics" / "top_k_accuracy"
