@@ -1,13 +1,20 @@
-"""Shared fixtures: tiny XViT configurations (model tests) and small videos (processor tests)."""
+"""Shared fixtures and helpers: tiny XViT configurations (model tests), small videos (processor tests), and fresh
+processes (scripts' help, folders loaded as a Hub user would)."""
 
 import math
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from modeling_xvit import XViTConfig
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 TINY = dict(
     image_size=32,
@@ -148,3 +155,41 @@ def make_video(tmp_path) -> Callable[..., str]:
         return path
 
     return make
+
+
+# Fresh processes
+
+
+def run_help(commands: Sequence[Sequence[str]], cwd: str | os.PathLike = REPOSITORY) -> list[str]:
+    """The `--help` output of each command (run with this interpreter), all started together: each spends its time
+    importing torch and transformers. Fails naming the command that did not print a usage line."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, *command, "--help"],
+            cwd=cwd,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    outputs = []
+    for command, process in zip(commands, processes, strict=True):
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0 and stdout.startswith("usage: "), (command, stderr[-2000:])
+        outputs.append(stdout)
+    return outputs
+
+
+def run_offline_python(code: str, *args: str, cwd: str | os.PathLike, timeout: float = 300) -> str:
+    """Run `code` in a fresh Python process as a Hub user's machine would: offline, in `cwd`, with an empty
+    Hugging Face cache there and nothing from this repository on the path. Returns its standard output."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(HF_HOME=str(Path(cwd) / ".hf_home"), HF_HUB_OFFLINE="1", PYTHONDONTWRITEBYTECODE="1")
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_help
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # script -> its console entry point (pyproject.toml, [project.scripts])
@@ -34,20 +35,14 @@ def test_every_script_is_thin():
 
 
 def test_help_of_every_script_by_path_and_as_an_entry_point():
-    scripts = Path(sysconfig.get_path("scripts"))
-    commands = [
-        command
-        for script, entry_point in SCRIPTS.items()
-        for command in ([sys.executable, f"conversion/{script}.py", "--help"], [str(scripts / entry_point), "--help"])
-    ]
-    # Started together: each spends its time importing torch and transformers.
-    processes = [
-        subprocess.Popen(command, cwd=REPOSITORY, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for command in commands
-    ]
-    for command, process in zip(commands, processes, strict=True):
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0 and stdout.startswith("usage: "), (command, stderr[-2000:])
+    entry_points = Path(sysconfig.get_path("scripts"))
+    run_help(
+        [
+            command
+            for script, entry in SCRIPTS.items()
+            for command in ([f"conversion/{script}.py"], [entry_points / entry])
+        ]
+    )
 
 
 def test_a_users_script_elsewhere_imports_the_converter(tmp_path):
