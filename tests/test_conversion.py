@@ -503,14 +503,11 @@ def test_failed_verification_writes_nothing(tmp_path, monkeypatch):
 
 
 def test_failure_while_writing_leaves_no_partial_folder(tmp_path, monkeypatch):
-    def copy_then_fail(source, destination):
-        raise OSError("disk full")
-
     state_dict, cfg = case("mixing_in_layer_1_of_3")
     checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
-    # handler.py is copied after the weights, the processor and the code files are in the staging folder.
-    monkeypatch.setattr("modeling_xvit.hub.folder.shutil.copyfile", copy_then_fail)
-    with pytest.raises(OSError, match="disk full"):
+    # handler.py is written into the staging folder with the weights, the processor and the code files.
+    monkeypatch.setattr("modeling_xvit.hub.folder.HANDLER_SOURCE", tmp_path / "gone" / "handler.py")
+    with pytest.raises(OSError, match="handler.py"):
         convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
     assert os.listdir(tmp_path) == ["xvit.pth"]
 
@@ -551,6 +548,114 @@ def test_keys_that_collide_once_the_module_prefix_is_removed_are_refused(tmp_pat
         match=r"holds both 'base_model.cls_token' and 'module.base_model.cls_token', which name the same",
     ):
         load_checkpoint(checkpoint)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.complex64])
+def test_weights_that_are_not_floating_point_are_refused_naming_the_tensor(tmp_path, capsys, dtype):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    state_dict["base_model.blocks.1.mlp.fc1.weight"] = state_dict["base_model.blocks.1.mlp.fc1.weight"].to(dtype)
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    arguments = [f"--checkpoint={checkpoint}", f"--output-dir={tmp_path / 'out'}", f"--num-attention-heads={HEADS}"]
+    assert main([*arguments, "--verify"]) == 1  # before: a raw RuntimeError from conv2d, or a silent cast
+    errors = capsys.readouterr().err
+    dtype_name = str(dtype).removeprefix("torch.")
+    assert errors == (
+        f"error: {checkpoint} has weights a model cannot use: base_model.blocks.1.mlp.fc1.weight is {dtype_name}, not"
+        " floating point.\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_infinity_are_refused_naming_the_tensor(tmp_path, value):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    state_dict["consensus.mlp_head.4.bias"][2] = value
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    with pytest.raises(ConversionError, match=r"consensus.mlp_head.4.bias holds 1 NaN or infinite values"):
+        convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
+    assert not (tmp_path / "converted").exists()
+
+
+@pytest.mark.slow  # starts the fresh-process checks
+def test_a_model_answering_nan_fails_every_check_that_runs_it(tmp_path, tiny_config, capsys):
+    from modeling_xvit.hub.card import ModelCardInputs
+    from modeling_xvit.hub.folder import write_hub_folder
+    from modeling_xvit.hub.verify import check_hub_folder
+
+    model = XViTForVideoClassification(tiny_config())
+    with torch.no_grad():
+        model.classifier.out_proj.bias[0] = float("nan")  # as a NaN weight written by another tool would do
+    with pytest.raises(ConversionError, match="failed the Hub checks"):
+        write_hub_folder(tmp_path / "nan", model, ModelCardInputs(origin="x"), check=check_hub_folder)
+    output = capsys.readouterr().out
+    for check in ('pipeline("video-classification")', "Inference Endpoints handler"):
+        assert f"[FAIL] {check}: " in output and "non-finite" in output.split(f"[FAIL] {check}: ")[1].splitlines()[0]
+    assert not (tmp_path / "nan").exists()
+
+
+def _child_pids(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow  # runs the converter in a process and kills it
+def test_killing_the_converter_during_its_folder_check_ends_the_check_too(tmp_path):
+    import signal
+    import time
+
+    state_dict, cfg = case("mixing_in_layer_1_of_3")
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    command = [
+        sys.executable,
+        "-m",
+        "modeling_xvit.conversion.original",
+        f"--checkpoint={checkpoint}",
+        f"--output-dir={tmp_path / 'converted'}",
+        f"--num-attention-heads={HEADS}",
+    ]
+    converter = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, checks = time.monotonic() + 120, []
+    try:
+        while not checks and time.monotonic() < deadline and converter.poll() is None:
+            checks = [pid for pid in _child_pids(converter.pid) if b"xvit-hub-check" in _command_line(pid)]
+            time.sleep(0.05)
+        assert checks, "the converter never started its fresh-process check"
+        time.sleep(1)  # past its start-up, loading the folder
+        os.kill(converter.pid, signal.SIGKILL)  # it cannot pass this signal on
+        converter.wait()
+        deadline = time.monotonic() + 10
+        while _is_running(checks[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _is_running(checks[0]), "the fresh-process check outlived the converter"
+    finally:
+        converter.kill()
+        converter.wait()
+        for pid in checks:  # left running only when the test fails
+            if _is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert not (tmp_path / "converted").exists()
 
 
 def _with(cfg: str, section: str, key: str | None, value) -> str:
@@ -629,7 +734,7 @@ def test_command_line_checks_the_folder_in_a_fresh_process_then_publishes_it(tmp
     )
     output = capsys.readouterr().out
     assert exit_code == 0, output
-    assert "[FAIL]" not in output and output.count("[ok]") == 12
+    assert "[FAIL]" not in output and output.count("[ok]") >= 12
     for check in (
         "AutoModel:",
         "AutoVideoProcessor:",

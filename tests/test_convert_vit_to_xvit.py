@@ -1,6 +1,7 @@
 """Initialising XViT from image ViT weights (a Transformers ViTModel folder or a timm state dict)."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -184,3 +185,69 @@ def test_cli_writes_a_complete_hub_folder_with_labels_and_processor(vit_folder, 
     assert card.data.datasets is None  # the class names are SSv2's, but no video has trained it yet
     assert not card.data.eval_results  # an untrained head has no accuracy
     assert "python -m modeling_xvit.conversion.vit --vit vit --output-dir xvit --num-frames 4" in card.text
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda data: data[: len(data) // 2], "incomplete metadata"),  # cut off
+        (lambda data: (10**15).to_bytes(8, "little") + data[8:], "header too large"),  # header size of 10^15 bytes
+        (lambda data: b"", "header too small"),
+    ],
+)
+def test_a_damaged_safetensors_file_is_refused_naming_it(vit, tmp_path, capsys, damage, reason):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "vit_tiny.safetensors"
+    save_file({key: value.contiguous() for key, value in timm_state_dict(vit).items()}, path)
+    path.write_bytes(damage(path.read_bytes()))
+    exit_code = main([f"--vit={path}", f"--output-dir={tmp_path / 'xvit'}", "--num-attention-heads=4"])
+    errors = capsys.readouterr().err
+    assert exit_code == 1 and errors.count("\n") == 1, errors  # before: a SafetensorError traceback
+    assert (
+        errors.startswith(f"error: {path} cannot be read as safetensors (truncated or corrupt?):") and reason in errors
+    )
+    assert not (tmp_path / "xvit").exists()
+
+
+class _MakesADirectoryWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (str(self.marker),)
+
+
+def test_a_vit_folder_with_a_pickled_object_is_refused_and_never_executed(vit, tmp_path, capsys):
+    folder = tmp_path / "vit"
+    vit.config.save_pretrained(folder)  # the weights in pytorch_model.bin alone, as older ViT folders have them
+    marker = tmp_path / "code_ran"
+    torch.save({**vit.state_dict(), "extra": _MakesADirectoryWhenUnpickled(marker)}, folder / "pytorch_model.bin")
+    capsys.readouterr()
+    assert main([f"--vit={folder}", f"--output-dir={tmp_path / 'xvit'}"]) == 1  # before: an UnpicklingError traceback
+    errors = capsys.readouterr().err
+    assert errors.startswith(f"error: Refusing {folder / 'pytorch_model.bin'}: it contains pickled Python objects")
+    assert "Traceback" not in errors and not marker.exists() and not (tmp_path / "xvit").exists()
+
+
+@pytest.mark.parametrize("kind", ["int64", "nan", "nan in a state dict"])
+def test_integer_or_non_finite_vit_weights_are_refused_naming_the_tensor(vit, tmp_path, kind):
+    weights = {key: value.clone() for key, value in vit.state_dict().items()}
+    name = "layers.1.mlp.fc2.bias"  # saved under its legacy name, which the message gives
+    if kind == "int64":
+        weights[name] = weights[name].long()
+        expected = "encoder.layer.1.output.dense.bias is int64, not floating point"
+    else:
+        weights[name][3] = float("nan")
+        expected = "encoder.layer.1.output.dense.bias holds 1 NaN or infinite values"
+    source = tmp_path / "vit"
+    vit.save_pretrained(source, state_dict=weights)
+    if kind == "nan in a state dict":
+        source = timm_state_dict(vit)
+        source["blocks.1.mlp.fc2.bias"] = source["blocks.1.mlp.fc2.bias"].clone()  # the fixture's is shared
+        source["blocks.1.mlp.fc2.bias"][3] = float("nan")
+        expected = "the state dict has weights a model cannot use: blocks.1.mlp.fc2.bias holds 1 NaN or infinite"
+    with pytest.raises(ConversionError, match=re.escape(expected)):  # before: cast or copied silently
+        xvit_from_vit(source, num_frames=NUM_FRAMES, num_attention_heads=4)

@@ -189,7 +189,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], A
     """The state dict of a checkpoint file and the `cfg` stored next to it (None for a bare state dict).
 
     Accepts a full training checkpoint (`model_state`, or timm-style `state_dict` / `model`), a bare state dict, and
-    DistributedDataParallel's `module.` prefixes. Only tensors and plain containers are unpickled.
+    DistributedDataParallel's `module.` prefixes. Only tensors and plain containers are unpickled, and the tensors
+    must pass `check_weights`.
     """
     path = Path(path)
     if not path.is_file():
@@ -222,7 +223,36 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], A
             f"{path} is neither a training checkpoint with `model_state` nor a state dict: entries {not_tensors}"
             " are not tensors."
         )
-    return _strip_module_prefix(checkpoint, path), config
+    state_dict = _strip_module_prefix(checkpoint, path)
+    check_weights(state_dict, path)
+    return state_dict, config
+
+
+def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, checked by `check_weights`; a damaged file is a `ConversionError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state_dict = load_file(path)
+    except (SafetensorError, OSError) as error:
+        raise ConversionError(f"{path} cannot be read as safetensors (truncated or corrupt?): {error}") from None
+    check_weights(state_dict, path)
+    return state_dict
+
+
+def check_weights(state_dict: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Refuse tensors that a floating-point model cannot take as they are: integer, bool or complex ones (loading would
+    cast them silently) and ones holding NaN or infinity (the model would answer NaN), naming each."""
+    problems = []
+    for key, tensor in state_dict.items():
+        if not tensor.is_floating_point():
+            problems.append(f"{key} is {str(tensor.dtype).removeprefix('torch.')}, not floating point")
+        elif not torch.isfinite(tensor).all():
+            problems.append(f"{key} holds {(~torch.isfinite(tensor)).sum().item()} NaN or infinite values")
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ConversionError(f"{source} has weights a model cannot use: {'; '.join(problems[:5])}{more}.")
 
 
 def _strip_module_prefix(state_dict: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:

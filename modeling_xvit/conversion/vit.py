@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel
 from modeling_xvit.conversion.original import (
     backbone_num_attention_heads,
+    check_weights,
     convert_original_state_dict,
     load_checkpoint,
     load_converted_weights,
+    load_safetensors,
 )
 from modeling_xvit.errors import ConversionError, run_conversion
 from modeling_xvit.hub.card import ModelCardInputs
@@ -58,12 +60,25 @@ def resize_position_embeddings(position_embeddings: torch.Tensor, grid_size: int
     return torch.cat([position_embeddings[:, :1], patch_positions.flatten(2).transpose(1, 2)], dim=1)
 
 
+def _check_weight_files(folder: Path) -> None:
+    """Read every weights file of a ViT folder as this converter reads a file (`ViTModel.from_pretrained` would cast
+    integer weights silently): safetensors, or a PyTorch file holding nothing but tensors."""
+    for path in sorted(folder.glob("*.safetensors")):
+        load_safetensors(path)
+    for path in sorted(folder.glob("*.bin")):
+        load_checkpoint(path)
+
+
 def _from_transformers_vit(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from transformers import ViTModel
 
-    # Also renames the weights of older Transformers versions. XViT has no pooler: not building one keeps a ViT saved
-    # without it from being reported as missing weights.
-    vit = ViTModel.from_pretrained(folder, add_pooling_layer=False)
+    _check_weight_files(folder)
+    try:
+        # Also renames the weights of older Transformers versions. XViT has no pooler: not building one keeps a ViT
+        # saved without it from being reported as missing weights.
+        vit = ViTModel.from_pretrained(folder, add_pooling_layer=False)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ConversionError(f"{folder} does not load as a Transformers ViTModel: {error}") from None
     config = vit.config
     architecture = {
         name: getattr(config, name)
@@ -127,6 +142,7 @@ def load_image_vit(
     example `vit_base_patch16_224_in21k.pth`): no tensor stores it.
     """
     if isinstance(source, Mapping):
+        check_weights(source, "the state dict")
         return _from_timm_vit(source, num_attention_heads)
     path = Path(source)
     if path.is_dir():
@@ -134,9 +150,7 @@ def load_image_vit(
             raise ConversionError(f"{path} is a folder without config.json, not a Transformers ViTModel folder.")
         return _from_transformers_vit(path)
     if path.suffix == ".safetensors" and path.is_file():
-        from safetensors.torch import load_file
-
-        return _from_timm_vit(load_file(path), num_attention_heads, path.stem)
+        return _from_timm_vit(load_safetensors(path), num_attention_heads, path.stem)
     state_dict, _ = load_checkpoint(path)
     return _from_timm_vit(state_dict, num_attention_heads, path.stem)
 
