@@ -11,7 +11,11 @@ standard library, torch and transformers.
 import argparse
 import importlib.util
 import json
+import math
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +37,8 @@ def _check_predictions(predictions, labels: dict, top_k: int) -> None:
     if not isinstance(predictions, list) or len(predictions) != top_k:
         raise AssertionError(f"expected a list of {top_k} predictions, got {predictions!r}")
     scores = [prediction["score"] for prediction in predictions]
+    if not all(math.isfinite(score) for score in scores):
+        raise AssertionError(f"non-finite scores (the model answers NaN or infinity): {predictions!r}")
     if scores != sorted(scores, reverse=True) or not all(
         prediction["label"] in labels.values() for prediction in predictions
     ):
@@ -107,11 +113,25 @@ def run_checks(folder: str, video: str) -> list[tuple[str, Callable[[], str]]]:
     ]
 
 
+def _exit_with_parent() -> None:
+    """End this process as soon as the process that started it is gone: a converter killed during its folder check
+    (even by SIGKILL, which it cannot pass on) must not leave the check running."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:  # an orphan is adopted by another process
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", help="The model folder to load.")
     parser.add_argument("video", help="A video for the pipeline and the handler.")
     args = parser.parse_args(argv)
+    _exit_with_parent()
     sys.modules["modeling_xvit"] = None  # `import modeling_xvit` now fails: only the folder's code can be used
     for name, check in run_checks(args.folder, args.video):
         try:
