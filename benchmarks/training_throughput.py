@@ -44,9 +44,9 @@ from benchmarks.measure import forward_flops, machine_info  # noqa: E402
 from benchmarks.preprocessing import write_video  # noqa: E402
 from benchmarks.presets import FULL, PRESETS, Preset  # noqa: E402
 from examples.run_video_classification import main as run_training  # noqa: E402
-from examples.run_video_classification import video_processor_for  # noqa: E402
 from modeling_xvit import XViTConfig, XViTForVideoClassification  # noqa: E402
 from modeling_xvit.training.collator import VideoClassificationCollator  # noqa: E402
+from modeling_xvit.training.model import video_processor_for  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CLASSES = ("a", "b", "c", "d")

@@ -13,14 +13,10 @@ import yaml
 from safetensors.torch import load_file
 from transformers import set_seed
 
-from examples.run_video_classification import (
-    ModelArguments,
-    build_model,
-    build_video_processor,
-    main,
-    parse_arguments,
-)
+from examples.run_video_classification import main
 from modeling_xvit.hub.card import results_from_all_results
+from modeling_xvit.training.arguments import ModelArguments, parse_arguments
+from modeling_xvit.training.model import build_model, build_video_processor
 from modeling_xvit.training.trainer import TooManyBadVideosError
 from tests.training_videos import (
     CLASSES,
@@ -61,6 +57,26 @@ def test_help_lists_trainer_and_script_arguments(how):
         assert argument in completed.stdout
     for argument in ("--init_from_image_model", "--eval_num_temporal_views", "--max_bad_video_fraction"):
         assert argument in completed.stdout
+
+
+@pytest.mark.slow
+def test_the_script_copied_alone_into_an_empty_folder_runs(video_root, tmp_path):
+    # Only installed packages: no sys.path edits, no imports from the repository's folders.
+    folder = tmp_path / "alone"
+    folder.mkdir()
+    shutil.copy(REPOSITORY / "examples" / "run_video_classification.py", folder)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+
+    def run(*arguments: str) -> str:
+        command = [sys.executable, "run_video_classification.py", *arguments]
+        completed = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return completed.stdout
+
+    assert "--max_bad_video_fraction" in run("--help")
+    run(*tiny_run(folder / "run", "--data_dir", str(video_root), "--do_train", "--max_steps", "2"))
+    assert json.loads((folder / "run" / "trainer_state.json").read_text())["global_step"] == 2
+    assert (folder / "run" / "model.safetensors").is_file() and (folder / "run" / "config.json").is_file()
 
 
 def test_videofolder_train_evaluate_predict_and_the_saved_folder(video_root, tmp_path, real_videos):
@@ -154,7 +170,7 @@ def test_bad_labels_fail_before_training_with_the_row(video_root, tmp_path, good
     (tmp_path / "train.csv").write_text("video,label\n" + "\n".join(rows) + "\n")
     data = ["--train_file", str(tmp_path / "train.csv"), "--video_root", str(video_root)]
     data += ["--class_names", str(write_class_names(tmp_path / "classes.txt"))]
-    with pytest.raises(ValueError, match=rf"Split 'train', row 3 \(video .*{re.escape(videos[3])}\): {message}"):
+    with pytest.raises(ValueError, match=rf"Split 'train', row 3 \(video '.*{re.escape(videos[3])}'\): {message}"):
         main(tiny_run(tmp_path / "run", *data, "--do_train", "--max_steps", "1"))
     assert not (tmp_path / "run").exists()
 

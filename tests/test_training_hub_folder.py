@@ -12,10 +12,11 @@ from huggingface_hub import ModelCard
 from transformers import TrainerState
 
 import modeling_xvit
-from examples.run_video_classification import ModelArguments, main, parse_arguments
+from examples.run_video_classification import main
 from modeling_xvit import XViTConfig
 from modeling_xvit.hub.card import render_model_card
 from modeling_xvit.hub.verify import check_hub_folder
+from modeling_xvit.training.arguments import ModelArguments, parse_arguments
 from modeling_xvit.training.card import REDACTED, run_results, training_card_inputs
 from modeling_xvit.training.data import DataArguments
 from tests.test_verify_hub_folder import CHECKS, checklist

@@ -62,7 +62,7 @@ def test_an_unreadable_video_is_left_out_and_reported(processor, videos, tmp_pat
     batch = VideoClassificationCollator(processor)(rows([videos[0], str(broken), videos[1]]))
     assert batch["num_videos"] == 3 and len(batch["pixel_values"]) == 2
     assert batch["labels"].tolist() == [0, 2] and batch["sample_index"].tolist() == [10, 12]
-    assert len(batch["bad_videos"]) == 1 and batch["bad_videos"][0].startswith(f"{broken}: ")
+    assert len(batch["bad_videos"]) == 1 and batch["bad_videos"][0].startswith(f"{str(broken)!r}: ")
     nothing = VideoClassificationCollator(processor)(rows([str(broken)]))
     assert nothing["labels"].shape == (0,) and nothing["pixel_values"].numel() == 0
 

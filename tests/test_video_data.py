@@ -64,7 +64,7 @@ def test_labels_are_checked_with_the_row():
     split = datasets.Dataset.from_dict({"video": ["a.mp4", "b.mp4", "c.mp4"], "label": [1, 0, 2]})
     columns = SplitColumns("validation", "video", "label", encoder, "/videos", {})
     with pytest.raises(
-        ValueError, match=r"Split 'validation', row 2 \(video /videos/c.mp4\): label 2 is out of range"
+        ValueError, match=r"Split 'validation', row 2 \(video '/videos/c.mp4'\): label 2 is out of range"
     ):
         check_labels(split, columns)
     with pytest.raises(ValueError, match=r"row 7: label True is neither a class index nor a class name"):
@@ -85,7 +85,7 @@ def test_class_label_indices_are_read_as_names_in_the_order_of_class_names(tmp_p
     assert labels == {"left": 0, "up": 2, "down": 3}
     check_labels(split, SplitColumns("train", "video", "label", encoder, None, {}))  # every folder is a known class
     unknown = LabelEncoder(["left", "up"]).for_split(split, "label")
-    with pytest.raises(ValueError, match=r"row 0 \(video .*down/2.mp4\): unknown class name 'down'"):
+    with pytest.raises(ValueError, match=r"row 0 \(video '.*down/2.mp4'\): unknown class name 'down'"):
         check_labels(split, SplitColumns("train", "video", "label", unknown, None, {}))
     # Names already in the split's order, and columns that are not ClassLabel, are read as they are.
     assert LabelEncoder(["down", "left", "up"]).for_split(split, "label").split_names is None
@@ -126,4 +126,4 @@ def test_prepared_rows_name_their_videos():
     split = datasets.Dataset.from_dict({"clip": ["a.mp4", "b.mp4"], "label": ["b", "a"], "extra": [1, 2]})
     rows = VideoRows(split, SplitColumns("test", "clip", "label", LabelEncoder(["a", "b"]), "/v", {"x": 1}))
     assert rows[1] == {"video": "/v/b.mp4", "label": 0, "sample_key": 1, "processing": {"x": 1}}
-    assert len(rows) == 2 and rows.video_name(0) == "/v/a.mp4"
+    assert len(rows) == 2 and rows.video(0) == "/v/a.mp4"

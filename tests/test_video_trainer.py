@@ -80,6 +80,21 @@ def test_the_loss_against_indices_and_mixed_targets():
     )
 
 
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_the_loss_against_mixed_targets_is_the_smoothed_soft_target_cross_entropy(label_smoothing):
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(4, 5, generator=generator)
+    targets = torch.rand(4, 5, generator=generator).softmax(-1)  # MixUp-like targets: no one-hot row
+    smoothed = targets * (1 - label_smoothing) + label_smoothing / 5
+    by_hand = -(smoothed * logits.log_softmax(-1)).sum() / 4
+    outputs = ImageClassifierOutput(logits=logits)
+    loss = video_classification_loss(outputs, targets, label_smoothing=label_smoothing)
+    torch.testing.assert_close(loss, by_hand)
+    torch.testing.assert_close(
+        video_classification_loss(outputs, targets, torch.tensor(40), label_smoothing=label_smoothing), by_hand / 2
+    )
+
+
 def test_a_stream_tolerates_an_early_bad_video_but_not_a_run_of_them(trainer):
     # No split size (a stream): the fraction is judged over at least 1 / 0.01 = 100 videos.
     def read(bad: int, total: int) -> None:

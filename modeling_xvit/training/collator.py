@@ -18,7 +18,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from modeling_xvit.training.data import video_name
+from modeling_xvit.video_decoding import video_name
 
 # What reading a broken, truncated or missing video raises (the processor names the file and the reason).
 VIDEO_READ_ERRORS = (ValueError, OSError, RuntimeError)
@@ -57,7 +57,7 @@ def clip_mixing(num_labels: int, mixup_alpha: float = 0.0, cutmix_alpha: float =
 
 class VideoClassificationCollator:
     """
-    Turns rows `{"video", "label", "sample_key", "processing"}` (see `video_data.VideoRows`) into a batch:
+    Turns rows `{"video", "label", "sample_key", "processing"}` (see `data.VideoRows`) into a batch:
 
     - `labels`: `(videos,)` class indices, or `(videos, num_labels)` mixed targets when `mixing` is on (training);
     - `pixel_values`: `(videos * views, num_frames, 3, height, width)`, views of a video consecutive;

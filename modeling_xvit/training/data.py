@@ -1,7 +1,7 @@
 """
 Data of the training example: labelled videos from three kinds of source, read through `datasets` as splits of
 (video, label) rows, their class names checked before training, and the rows handed to the DataLoader. Videos are
-decoded later, by the collator in the DataLoader workers (`video_collator.py`), never by `datasets` (whose video
+decoded later, by the collator in the DataLoader workers (`collator.py`), never by `datasets` (whose video
 decoding needs torchcodec): video columns are read with `Video(decode=False)`, as paths or bytes.
 
 Sources:
@@ -33,6 +33,7 @@ from datasets import ClassLabel, Video
 from datasets.distributed import split_dataset_by_node
 
 from modeling_xvit.labels import load_labels
+from modeling_xvit.video_decoding import video_name
 
 SPLITS = ("train", "validation", "test")
 LIST_BUILDERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "json", ".tar": "webdataset"}
@@ -302,7 +303,36 @@ def check_labels(split: datasets.Dataset, columns: "SplitColumns") -> None:
             raise ValueError(f"Split {columns.split!r}, row {index} (video {video}): {problem}.")
 
 
+def check_splits(splits: Mapping[str, VideoSplit], do_train: bool, do_eval: bool, do_predict: bool) -> None:
+    """Refuse data that lacks a split the run needs."""
+    needed = {"train": do_train, "validation": do_eval, "test": do_predict}
+    missing = [split for split, wanted in needed.items() if wanted and split not in splits]
+    if missing:
+        raise ValueError(f"The data has no {missing} split(s), found {sorted(splits)}; see --help for the sources.")
+
+
 # --- Rows for the DataLoader -----------------------------------------------------------------------------------
+
+
+def split_rows(
+    split_name: str,
+    split: VideoSplit,
+    args: DataArguments,
+    labels: "LabelEncoder",
+    processing: dict[str, Any],
+    process: tuple[int, int] | None = None,
+) -> "VideoRows | StreamedVideoRows":
+    """A split's rows for the DataLoader, its clips made with the processor options `processing`; a prepared split's
+    labels are checked here, before any training. `process` (rank, world size): a stream that this process reads
+    its own part of (training); evaluation streams are shared out by accelerate, which keeps batches even."""
+    column = video_column(split, args.video_column_name)
+    labels = labels.for_split(split, args.label_column_name)
+    columns = SplitColumns(split_name, column, args.label_column_name, labels, args.video_root, processing)
+    split = undecoded(split, column)
+    if isinstance(split, datasets.IterableDataset):
+        return StreamedVideoRows(split, columns, *(process or ()))
+    check_labels(split, columns)
+    return VideoRows(split, columns)
 
 
 @dataclass
@@ -329,10 +359,6 @@ def video_source(value, video_root: str | None = None) -> str | bytes:
     return os.path.join(video_root, value) if video_root else str(value)
 
 
-def video_name(source: str | bytes) -> str:
-    return source if isinstance(source, str) else f"<{len(source)} bytes>"
-
-
 class VideoRows(torch.utils.data.Dataset):
     """Row `index` of a prepared split as the collator's input: the video source, its class index, the sample key
     (the index: per-sample augmentation seeds derive from it) and the processor options."""
@@ -348,8 +374,9 @@ class VideoRows(torch.utils.data.Dataset):
         row = self.split[index]
         return _item(row, self.columns, key=index, row_name=f"Split {self.columns.split!r}, row {index}")
 
-    def video_name(self, index: int) -> str:
-        return video_name(video_source(self.split[index][self.columns.video], self.columns.video_root))
+    def video(self, index: int) -> str | bytes:
+        """The path (or the bytes) of row `index`'s video."""
+        return video_source(self.split[index][self.columns.video], self.columns.video_root)
 
 
 class StreamedVideoRows(torch.utils.data.IterableDataset):

@@ -48,16 +48,13 @@ def video_classification_loss(outputs, labels: torch.Tensor, num_items_in_batch=
     accumulated batch when the Trainer counts them (`num_items_in_batch`), else by this batch's.
     """
     logits = outputs["logits"].float()
-    num_labels = logits.shape[-1]
-    if labels.is_floating_point():
-        targets = labels * (1 - label_smoothing) + label_smoothing / num_labels
-        total = -(targets * logits.log_softmax(-1)).sum()
-        # The Trainer counts every entry of a (batch, num_labels) target as an item.
-        num_videos = labels.shape[0] if num_items_in_batch is None else num_items_in_batch / num_labels
-        return total / num_videos
     if num_items_in_batch is None:
-        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="sum") / num_items_in_batch
+        num_videos = labels.shape[0]
+    elif labels.is_floating_point():  # the Trainer counts every entry of a (batch, num_labels) target as an item
+        num_videos = num_items_in_batch / logits.shape[-1]
+    else:
+        num_videos = num_items_in_batch
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="sum") / num_videos
 
 
 def pass_whole_stream(dataloader):
