@@ -13,7 +13,7 @@ import torch
 from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
 from modeling_xvit.hub.card import ModelCardInputs
 from modeling_xvit.hub.folder import HANDLER_SOURCE, write_hub_folder
-from modeling_xvit.hub.handler import read_parameters, read_video_input
+from modeling_xvit.hub.handler import EndpointHandler, read_parameters, read_video_input
 
 LABELS = {0: "archery", 1: "juggling", 2: "surfing", 3: "yoga", 4: "bowling", 5: "diving"}
 
@@ -130,3 +130,69 @@ def test_handler_imports_only_the_standard_library_torch_and_transformers():
     }
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported - set(sys.stdlib_module_names) == {"torch", "transformers"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ("data:video/mp4,AAAAAAAA", "`inputs` is a data: URI that is not base64-encoded (data:video/mp4;base64,...)"),
+        ("data:video/mp4", "`inputs` is a data: URI that is not base64-encoded"),
+        ("data:video/mp4;base64,", "`inputs` is a string that is neither an http(s) URL nor a base64-encoded video"),
+    ],
+)
+def test_a_data_uri_that_is_not_base64_is_a_one_line_error(inputs, message):
+    with pytest.raises(ValueError) as error:  # before: IndexError
+        read_video_input(inputs)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def handler(folder) -> EndpointHandler:
+    return EndpointHandler(str(folder), max_clips=6, batch_size=2)
+
+
+def test_the_deployer_bounds_the_clips_of_a_request_and_they_run_in_chunks(handler, folder, real_videos):
+    video = real_videos["carphone_pristine"]
+    content = Path(video).read_bytes()
+    batch_sizes = []
+    hook = handler.model.register_forward_pre_hook(
+        lambda module, args, kwargs: batch_sizes.append(len(kwargs["pixel_values"])), with_kwargs=True
+    )
+    try:
+        answer = handler({"inputs": content, "parameters": {"num_temporal_views": 2, "num_spatial_crops": 3}})
+        with pytest.raises(ValueError) as error:  # before: any number of views, in one forward batch
+            handler({"inputs": content, "parameters": {"num_temporal_views": 400, "num_spatial_crops": 3}})
+    finally:
+        hook.remove()
+    assert batch_sizes == [2, 2, 2]  # 6 clips, 2 at a time; the refused request never reached the model
+    expected = expected_answer(folder, video, 5, num_temporal_views=2, num_spatial_crops=3)
+    assert [entry["label"] for entry in answer] == [label for label, _ in expected]
+    torch.testing.assert_close(
+        torch.tensor([entry["score"] for entry in answer]), torch.tensor([s for _, s in expected])
+    )
+    assert str(error.value) == (
+        "The request asks for 1200 clips (400 temporal views x 3 spatial crops); this endpoint takes at most 6 per"
+        " request (XVIT_HANDLER_MAX_CLIPS)."
+    )
+
+
+def test_the_limits_come_from_the_environment_and_must_be_positive(folder, monkeypatch):
+    monkeypatch.setenv("XVIT_HANDLER_MAX_CLIPS", "12")
+    monkeypatch.setenv("XVIT_HANDLER_BATCH_SIZE", "3")
+    endpoint = EndpointHandler(str(folder))
+    assert (endpoint.max_clips, endpoint.batch_size) == (12, 3)
+    assert EndpointHandler(str(folder), max_clips=4).max_clips == 4  # the argument wins
+    monkeypatch.setenv("XVIT_HANDLER_MAX_CLIPS", "lots")
+    with pytest.raises(ValueError, match=r"XVIT_HANDLER_MAX_CLIPS \(or the handler's argument\) must be a positive"):
+        EndpointHandler(str(folder))
+    monkeypatch.delenv("XVIT_HANDLER_MAX_CLIPS")
+    with pytest.raises(ValueError, match="XVIT_HANDLER_BATCH_SIZE .* got 0"):
+        EndpointHandler(str(folder), batch_size=0)
+    monkeypatch.delenv("XVIT_HANDLER_BATCH_SIZE")
+    assert (EndpointHandler(str(folder)).max_clips, EndpointHandler(str(folder)).batch_size) == (30, 8)
+
+
+def test_a_model_answering_nan_gets_an_error_not_nan_scores(handler, real_videos, monkeypatch):
+    monkeypatch.setattr(handler, "_logits", lambda pixel_values: torch.full((len(pixel_values), 6), float("nan")))
+    with pytest.raises(ValueError, match="The model gives NaN or infinite scores for this video"):
+        handler({"inputs": Path(real_videos["carphone_pristine"]).read_bytes()})

@@ -5,17 +5,23 @@ handler with each request's JSON body:
 
     {"inputs": VIDEO, "parameters": {"top_k": 5, "num_temporal_views": 2, "num_spatial_crops": 3}}
 
-VIDEO is the video's bytes, a base64 string of them (a `data:` URI too) or an http(s) URL; a string is never opened
-as a local path. The parameters are optional: `top_k` (default 5) and the multi-view options of the video processor
-(default: the folder's `video_preprocessor_config.json`), whose views' probabilities are averaged. The answer is
-`[{"label": ..., "score": ...}, ...]`, best first. A bad request raises `ValueError` with a message that says what is
-wrong, which the toolkit returns as `{"error": message}` with status 400.
+VIDEO is the video's bytes, a base64 string of them (a `data:...;base64,` URI too) or an http(s) URL; a string is
+never opened as a local path. The parameters are optional: `top_k` (default 5) and the multi-view options of the video
+processor (default: the folder's `video_preprocessor_config.json`), whose views' probabilities are averaged. The answer
+is `[{"label": ..., "score": ...}, ...]`, best first. A bad request raises `ValueError` with a one-line message that
+says what is wrong, which the toolkit returns as `{"error": message}` with status 400.
+
+The deployer, not the request, bounds the work of one request: at most `max_clips` clips (temporal views x spatial
+crops, default 30, the original's densest test protocol of 10 x 3), run through the model `batch_size` clips at a time
+(default 8). Set them with the endpoint's environment variables XVIT_HANDLER_MAX_CLIPS and XVIT_HANDLER_BATCH_SIZE,
+or as `EndpointHandler(path, max_clips=..., batch_size=...)`.
 
 It imports only the standard library, torch and transformers, so an endpoint needs nothing else.
 """
 
 import base64
 import binascii
+import os
 from typing import Any
 
 import torch
@@ -23,6 +29,20 @@ from transformers import AutoModelForVideoClassification, AutoVideoProcessor
 
 DEFAULT_TOP_K = 5
 PARAMETERS = ("top_k", "num_temporal_views", "num_spatial_crops")
+# Deployer settings: (environment variable, default).
+MAX_CLIPS = ("XVIT_HANDLER_MAX_CLIPS", 30)
+BATCH_SIZE = ("XVIT_HANDLER_BATCH_SIZE", 8)
+
+
+def deployer_setting(value: int | None, setting: tuple[str, int]) -> int:
+    """`value`, else the setting's environment variable, else its default; a positive integer."""
+    variable, default = setting
+    if value is None:
+        text = os.environ.get(variable, str(default))
+        value = int(text) if text.strip().isdigit() else text
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{variable} (or the handler's argument) must be a positive integer, got {value!r}.")
+    return value
 
 
 def read_video_input(inputs: Any) -> bytes | str:
@@ -38,7 +58,14 @@ def read_video_input(inputs: Any) -> bytes | str:
         )
     if inputs.startswith(("http://", "https://")):
         return inputs
-    encoded = inputs.split("base64,", 1)[1] if inputs.startswith("data:") else inputs
+    encoded = inputs
+    if inputs.startswith("data:"):
+        header, comma, encoded = inputs.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise ValueError(
+                f"`inputs` is a data: URI that is not base64-encoded (data:video/mp4;base64,...); it starts with"
+                f" {inputs[:40]!r}."
+            )
     try:
         video = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
@@ -69,11 +96,30 @@ def read_parameters(parameters: Any) -> dict[str, int]:
 class EndpointHandler:
     """Video classification with the folder's model and video processor (remote code, `trust_remote_code=True`)."""
 
-    def __init__(self, path: str = ""):
+    def __init__(self, path: str = "", max_clips: int | None = None, batch_size: int | None = None):
+        self.max_clips = deployer_setting(max_clips, MAX_CLIPS)
+        self.batch_size = deployer_setting(batch_size, BATCH_SIZE)
         self.processor = AutoVideoProcessor.from_pretrained(path, trust_remote_code=True)
         self.model = AutoModelForVideoClassification.from_pretrained(path, trust_remote_code=True).eval()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model.to(self.device)
+
+    def _num_clips(self, views: dict[str, int]) -> int:
+        """The clips a request asks for, refused above `max_clips` before any decoding."""
+        temporal = views.get("num_temporal_views", self.processor.num_temporal_views)
+        spatial = views.get("num_spatial_crops", self.processor.num_spatial_crops)
+        if temporal * spatial > self.max_clips:
+            raise ValueError(
+                f"The request asks for {temporal * spatial} clips ({temporal} temporal views x {spatial} spatial"
+                f" crops); this endpoint takes at most {self.max_clips} per request ({MAX_CLIPS[0]})."
+            )
+        return temporal * spatial
+
+    @torch.inference_mode()
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The model's logits, `batch_size` clips at a time, so that memory does not grow with the request."""
+        chunks = pixel_values.split(self.batch_size)
+        return torch.cat([self.model(pixel_values=chunk.to(self.device)).logits.float().cpu() for chunk in chunks])
 
     def __call__(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(data, dict) or "inputs" not in data:
@@ -81,16 +127,15 @@ class EndpointHandler:
         video = read_video_input(data["inputs"])
         views = read_parameters(data.get("parameters"))
         top_k = views.pop("top_k", DEFAULT_TOP_K)
+        num_clips = self._num_clips(views)
         try:
             pixel_values = self.processor(video, return_tensors="pt", **views)["pixel_values"]
-        except Exception as error:  # decoding and processing errors name the video and the reason
-            raise ValueError(f"Could not read the video: {error}") from None
-        with torch.inference_mode():
-            logits = self.model(pixel_values=pixel_values.to(self.device)).logits
-        num_views = views.get("num_temporal_views", self.processor.num_temporal_views) * views.get(
-            "num_spatial_crops", self.processor.num_spatial_crops
-        )
-        probabilities = self.processor.average_view_scores(logits.float().cpu(), num_views=num_views)[0]
+        except Exception as error:  # decoding and processing errors name the video and the reason, on one line
+            raise ValueError(f"Could not read the video: {' '.join(str(error).split())}") from None
+        logits = self._logits(pixel_values)
+        if not torch.isfinite(logits).all():
+            raise ValueError("The model gives NaN or infinite scores for this video; no answer can be given.")
+        probabilities = self.processor.average_view_scores(logits, num_views=num_clips)[0]
         scores, indices = probabilities.topk(min(top_k, probabilities.numel()))
         labels = self.model.config.id2label
         return [
