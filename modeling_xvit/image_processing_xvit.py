@@ -21,7 +21,8 @@ from .clip_sampling import sample_clip_indices, spatial_crop_boxes
 from .processing_defaults import (
     XViTProcessingDefaults,
     check_pixel_budget,
-    check_shared_options,
+    check_pixel_options,
+    check_sampling_options,
     frame_bytes,
     resize_size,
     resized_pixels,
@@ -96,7 +97,8 @@ class XViTImageProcessor(XViTProcessingDefaults, PilBackend):
     def _validate_preprocess_kwargs(self, **kwargs) -> None:
         """The base checks, the options both XViT processors share and the memory the clip needs."""
         super()._validate_preprocess_kwargs(**kwargs)
-        check_shared_options(kwargs, crops=kwargs["do_center_crop"])
+        check_sampling_options(kwargs)
+        check_pixel_options(kwargs, crops=kwargs["do_center_crop"])
         crop = kwargs["crop_size"] if kwargs["do_center_crop"] else None
         resized = resized_pixels(kwargs["size"]) if kwargs["do_resize"] else None
         check_pixel_budget(

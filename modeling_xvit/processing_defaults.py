@@ -55,16 +55,20 @@ def resize_size(height: int, width: int, size: SizeDict) -> SizeDict:
     return SizeDict(height=new_height, width=new_width)
 
 
-def check_shared_options(options: Mapping, crops: bool) -> None:
-    """
-    Check the options both processors take (standardised: `size` and `crop_size` are `SizeDict`s). `crops`: whether
-    the call crops (centre crops, or random ones in training), so that `crop_size` must be complete.
-    """
+def check_sampling_options(options: Mapping) -> None:
+    """Check the clip sampling options both processors take."""
     check_positive_int("num_frames", options["num_frames"])
     if options["sampling"] not in SAMPLING_STRATEGIES:
         raise ValueError(f"`sampling` must be one of {SAMPLING_STRATEGIES}, got {options['sampling']!r}.")
     check_positive_int("sampling_rate", options["sampling_rate"])
     check_positive_number("target_fps", options["target_fps"])
+
+
+def check_pixel_options(options: Mapping, crops: bool) -> None:
+    """
+    Check the pixel options both processors take (standardised: `size` and `crop_size` are `SizeDict`s). `crops`:
+    whether the call crops (centre crops, or random ones in training), so that `crop_size` must be complete.
+    """
     check_size("size", options["size"], required=options["do_resize"], shortest_edge_allowed=True)
     check_size("crop_size", options["crop_size"], required=crops, shortest_edge_allowed=False)
     if options["do_rescale"]:

@@ -97,6 +97,8 @@ def _decode_sampled_frames(
         total_num_frames=reader.total_num_frames,
         fps=reader.fps,
         duration=reader.total_num_frames / reader.fps if reader.fps else None,
+        height=reader.height,
+        width=reader.width,
         video_backend=backend,
     )
     indices = list(sample_indices(metadata))
@@ -110,7 +112,6 @@ def _decode_sampled_frames(
             decoded.update(zip(chunk_indices, frames, strict=True))
     except Exception as error:
         raise ValueError(f"Could not decode video {name} with {backend}: {error}") from error
-    metadata.height, metadata.width = reader.height, reader.width
     missing = sorted(set(indices) - set(decoded))
     if missing:
         raise ValueError(
@@ -184,16 +185,13 @@ class _DecordReader:
         self.reader = VideoReader(_from_start(source), ctx=cpu(0), num_threads=num_threads)
         self.total_num_frames = len(self.reader)
         self.fps = self.reader.get_avg_fps() or None
-        self.height = self.width = None
+        # decord tells the frame size only by decoding a frame: the first, so that it is known before sampling.
+        self.height, self.width = self.reader.next().shape[:2]
+        self.reader.seek(0)
 
     def decode(self, indices: list[int]) -> Iterator[tuple[list[int], np.ndarray]]:
-        # One frame first to learn the frame size, then chunks that stay under DECODE_CHUNK_BYTES.
-        first = self.reader.get_batch(indices[:1]).asnumpy()
-        self.height, self.width = first.shape[1:3]
-        chunk_size = max(1, DECODE_CHUNK_BYTES // first[0].nbytes)
-        yield indices[:1], first
-        del first
-        for start in range(1, len(indices), chunk_size):
+        chunk_size = max(1, DECODE_CHUNK_BYTES // (3 * self.height * self.width))
+        for start in range(0, len(indices), chunk_size):
             chunk = indices[start : start + chunk_size]
             yield chunk, self.reader.get_batch(chunk).asnumpy()
 

@@ -3,14 +3,16 @@ Video processor for XViT: samples clips the way the original XViT data pipeline 
 only their frames (see `video_decoding.py`) and turns them into `pixel_values` of shape
 `(batch * num_views, num_frames, 3, height, width)`.
 
-It runs `BaseVideoProcessor.preprocess` (keyword validation, defaults, `device`, metadata) and overrides its hooks:
-`sample_frames` (the original's clip sampling), `_decode_and_sample_videos` (decoded frames are sampled; files wait
-until `_preprocess`, which knows the resize, so that their frames are resized as they are decoded),
-`_prepare_input_videos` (grey and RGBA frames, the device), `_preprocess` (views, crops, normalisation) and `resize`
-(the original's sizes).
-The base checks its options only after decoding, so `preprocess` checks XViT's first (see `_check_options`).
+It runs `BaseVideoProcessor.preprocess` unchanged (keyword validation, defaults, `device`, metadata) and fills in its
+hooks: `sample_frames` (the original's clip sampling; it refuses sampling options it cannot use before any frame is
+copied or decoded), `_decode_and_sample_videos` (decoded frames are sampled here), `_prepare_input_videos` (grey and
+RGBA frames, the device), `_validate_preprocess_kwargs` (XViT's options, after the base's standardisation),
+`_preprocess` (files decoded, views, crops, normalisation) and `resize` (the original's sizes).
+Video files are decoded in `_preprocess`, not in `_decode_and_sample_videos`: the base gives that hook neither the
+device nor the resize options, and decoding there would hold every sampled frame at full size on the CPU.
 """
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +30,9 @@ from .clip_sampling import SEGMENT_TEST_VIEWS, random_crop_box, sample_clip_indi
 from .processing_defaults import (
     XViTProcessingDefaults,
     check_pixel_budget,
+    check_pixel_options,
     check_positive_int,
-    check_shared_options,
+    check_sampling_options,
     frame_bytes,
     resize_size,
     resized_pixels,
@@ -124,7 +127,9 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
 
     **Limits.** Options are checked when the processor is built (so a bad saved config fails on loading) and on every
     call, before any frame is decoded: each names the option, the value and what is allowed. A request whose frames
-    would need more than `MAX_PIXEL_BYTES_PER_VIDEO` (4 GiB, `processing_defaults.py`) for one video is refused.
+    would need more than `MAX_PIXEL_BYTES_PER_VIDEO` (4 GiB, `processing_defaults.py`) for one video is refused before
+    they are decoded or copied, counted from the video's real frame size and the resize these options give it.
+    Given frames (`do_sample_frames=False`) form one temporal view; the spatial crops still apply.
 
     Args: see `XViTVideoProcessorKwargs` for the XViT-specific options; the others are those of
     `BaseVideoProcessor` (`size`, `crop_size`, `do_resize`, `do_center_crop`, `do_rescale`, `do_normalize`,
@@ -147,22 +152,15 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
 
     def __init__(self, **kwargs: Unpack[XViTVideoProcessorKwargs]):
         super().__init__(**kwargs)
-        self._check_options(self._call_options({}))
+        # The saved settings are checked as a call's options are, so that a bad saved config fails on loading.
+        self._validate_preprocess_kwargs(
+            **{name: getattr(self, name, None) for name in self.valid_kwargs.__annotations__}
+        )
 
     @property
     def num_views(self) -> int:
         """Clips per video with the saved settings: `num_temporal_views * num_spatial_crops`."""
         return self.num_temporal_views * self.num_spatial_crops
-
-    def preprocess(self, videos: VideoInput, **kwargs: Unpack[XViTVideoProcessorKwargs]) -> BatchFeature:
-        """
-        Turn one video or a batch of videos into `pixel_values` of shape
-        `(batch * num_temporal_views * num_spatial_crops, num_frames, 3, height, width)`.
-        """
-        # The base pipeline checks its options after decoding and sampling; these checks come first, so that a request
-        # too large for memory is refused before any frame is decoded or copied.
-        self._check_options(self._call_options(kwargs))
-        return super().preprocess(videos, **kwargs)
 
     def sample_frames(
         self,
@@ -173,21 +171,34 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         do_augment: bool | None = None,
         sampling_rate: int | None = None,
         target_fps: float | None = None,
+        fps: float | None = None,
         **kwargs,
     ) -> list[int]:
         """
         Frame indices of all the clips of one video, view after view (`num_temporal_views * num_frames` indices).
-        Arguments left to `None` take the processor's values.
+        Arguments left to `None` take the processor's values. The base pipeline calls it with the call's options
+        before any frame is copied or decoded, so sampling options it cannot use are refused here, naming them.
         """
+        given = dict(
+            num_frames=num_frames,
+            sampling=sampling,
+            num_temporal_views=num_temporal_views,
+            do_augment=do_augment,
+            sampling_rate=sampling_rate,
+            target_fps=target_fps,
+            fps=fps,
+        )
+        options = {name: getattr(self, name) if value is None else value for name, value in given.items()}
+        _check_sampling_options(options)
         views = sample_clip_indices(
             metadata.total_num_frames,
-            num_frames or self.num_frames,
-            sampling=sampling or self.sampling,
-            num_views=num_temporal_views or self.num_temporal_views,
-            random_sampling=self.do_augment if do_augment is None else do_augment,
-            sampling_rate=sampling_rate or self.sampling_rate,
+            options["num_frames"],
+            sampling=options["sampling"],
+            num_views=options["num_temporal_views"],
+            random_sampling=options["do_augment"],
+            sampling_rate=options["sampling_rate"],
             video_fps=metadata.fps,
-            target_fps=target_fps or self.target_fps,
+            target_fps=options["target_fps"],
         )
         return [index for view in views for index in view]
 
@@ -236,17 +247,16 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         sample_indices_fn: Callable | None = None,
     ) -> tuple[list, list[VideoMetadata]]:
         """
-        Decoded videos: the sampled frames, as in the base. Video files: a `_VideoFile` each, decoded in `_preprocess`,
-        where the resize is known (the base would decode every sampled frame at full size first); their metadata
-        entries are filled in then.
+        Decoded videos: the sampled frames, as in the base; without sampling, the frames given form one temporal view
+        (a `(1, frames, ...)` clip). Video files: a `_VideoFile` each, decoded in `_preprocess` (see the module
+        docstring); their metadata entries are filled in then.
         """
-        sample_indices = sample_indices_fn if do_sample_frames else _every_frame
         videos = _make_video_list(videos)
         video_metadata = _make_metadata_list(video_metadata, videos)
         sampled = []
-        for video, metadata in zip(videos, video_metadata, strict=True):
+        for index, (video, metadata) in enumerate(zip(videos, video_metadata, strict=True)):
             if is_encoded_video(video):
-                sampled.append(_VideoFile(video, sample_indices, metadata))
+                sampled.append(_VideoFile(video, sample_indices_fn if do_sample_frames else None, metadata))
                 continue
             video = torch.as_tensor(video) if not isinstance(video, torch.Tensor) else video
             if video.ndim != 4:
@@ -256,7 +266,17 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
                 )
             if len(video) == 0:
                 raise ValueError("Cannot sample a clip from a decoded video with 0 frames.")
-            metadata.frames_indices = list(sample_indices(metadata=metadata))
+            if not do_sample_frames:
+                metadata.frames_indices = list(range(len(video)))
+                sampled.append(video[None])
+                continue
+            metadata.frames_indices = list(sample_indices_fn(metadata=metadata))
+            # The sampled frames are copied at their given size: refused before the copy when too many.
+            check_pixel_budget(
+                len(metadata.frames_indices),
+                video[0].nbytes,
+                f"The {len(metadata.frames_indices)} sampled frames of video {_decoded_name(index)}",
+            )
             sampled.append(video[metadata.frames_indices])
         return sampled, video_metadata
 
@@ -272,12 +292,50 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         for video in videos:
             if isinstance(video, _VideoFile):
                 video.device = device
-            else:
-                # The base infers the channel axis once for the whole batch and without RGBA; here per video, with it.
-                channel_format = input_data_format or infer_channel_dimension_format(video, num_channels=(1, 3, 4))
-                (video,) = super()._prepare_input_videos([video], do_convert_rgb, channel_format, device)
-            prepared.append(video)
+                prepared.append(video)
+                continue
+            clips = video.shape[0] if video.ndim == 5 else None  # frames given as one clip keep their clip axis
+            frames = video.flatten(0, 1) if clips else video
+            # The base infers the channel axis once for the whole batch and without RGBA; here per video, with it.
+            channel_format = input_data_format or infer_channel_dimension_format(frames, num_channels=(1, 3, 4))
+            (frames,) = super()._prepare_input_videos([frames], do_convert_rgb, channel_format, device)
+            prepared.append(frames.unflatten(0, (clips, -1)) if clips else frames)
         return prepared
+
+    def _validate_preprocess_kwargs(self, **options) -> None:
+        """
+        Refuse bad options, naming the option, the value and what is allowed, and requests too large for memory;
+        then the base's checks. The base calls it before `_preprocess`, so before any video file is decoded.
+        """
+        _check_sampling_options(options)
+        crops = options["do_center_crop"] or options["do_augment"]
+        check_pixel_options(options, crops=crops)
+        num_views, num_crops = options["num_temporal_views"], options["num_spatial_crops"]
+        if num_crops not in (1, 3):
+            raise ValueError(f"`num_spatial_crops` must be 1 or 3, got {num_crops!r}.")
+        if num_crops != 1 and options["do_augment"]:
+            raise ValueError("Training augmentation takes one random crop per clip: set `num_spatial_crops=1`.")
+        if num_crops != 1 and not crops:
+            raise ValueError("`num_spatial_crops=3` needs `do_center_crop=True`.")
+        _check_scale_jitter(options["scale_jitter"])
+        check_positive_int("rand_augment_num_ops", options["rand_augment_num_ops"], minimum=0)
+        magnitude = options["rand_augment_magnitude"]
+        if not (isinstance(magnitude, int) and 0 <= magnitude <= RAND_AUGMENT_MAX_MAGNITUDE):
+            raise ValueError(
+                f"`rand_augment_magnitude` must be an integer from 0 to {RAND_AUGMENT_MAX_MAGNITUDE}, got "
+                f"{magnitude!r}."
+            )
+        if options["decoding_backend"] not in (None, *DECODING_BACKENDS):
+            raise ValueError(
+                f"`decoding_backend` must be one of {DECODING_BACKENDS} or None, got {options['decoding_backend']!r}."
+            )
+        check_pixel_budget(
+            options["num_frames"] * num_views,
+            self._frame_bytes(**options),
+            f"`num_frames={options['num_frames']}` x `num_temporal_views={num_views}` x "
+            f"`num_spatial_crops={num_crops}` at these sizes",
+        )
+        super()._validate_preprocess_kwargs(**options)
 
     def _preprocess(
         self,
@@ -295,74 +353,34 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         resizes videos grouped by shape and returns one clip per video; XViT returns several views per video, each
         with its own crop (or random augmentation), and decodes files here, so it works video by video.
         """
-        frame_size_bytes = self._frame_bytes(**kwargs)
         clips = []
         for index, video in enumerate(videos):
             resize = self._frame_resizer(**kwargs)  # in training, a new random scale for every video
             if isinstance(video, _VideoFile):
                 name = video_name(video.source)
+                check_budget = functools.partial(self._check_frame_budget, name=name, **kwargs)
                 limits = max_download_bytes, download_timeout
-                frames = video.decode(resize, decoding_backend, frame_size_bytes, limits)
+                frames = video.decode(resize, decoding_backend, check_budget, limits)
+                num_views = num_temporal_views if video.sample_indices else 1
             else:
-                name = f"#{index} of the batch (decoded frames)"
-                _warn_if_already_rescaled(video, do_rescale)
-                frames = resize(video) if resize is not None else video
+                name = _decoded_name(index)
+                num_views = len(video) if video.ndim == 5 else num_temporal_views
+                frames = video.flatten(0, 1) if video.ndim == 5 else video
+                self._check_frame_budget(len(frames), *frames.shape[-2:], name=name, **kwargs)
+                _warn_if_already_rescaled(frames, do_rescale)
+                frames = resize(frames) if resize is not None else frames
             try:
-                clip_frames = frames.reshape(num_temporal_views, -1, *frames.shape[1:])
+                clip_frames = frames.reshape(num_views, -1, *frames.shape[1:])
                 clips.append(self._make_views(clip_frames, do_rescale=do_rescale, **kwargs))
             except ValueError as error:
                 raise ValueError(f"Cannot make the views of video {name}: {error}") from error
         data = {"pixel_values": clips[0] if len(clips) == 1 else torch.cat(clips)}  # one video: no copy
         return BatchFeature(data=data, tensor_type=return_tensors)
 
-    def _call_options(self, kwargs: dict) -> dict:
-        """The options of a call: its keywords over the processor's settings, standardised as the base does."""
-        options = {name: getattr(self, name, None) for name in self.valid_kwargs.__annotations__}
-        return self._standardize_kwargs(**{**options, **kwargs})
-
-    def _check_options(self, options: dict) -> None:
-        """Refuse bad options, naming them, and requests too large for memory."""
-        crops = options["do_center_crop"] or options["do_augment"]
-        check_shared_options(options, crops=crops)
-        if options["fps"] is not None:
-            raise ValueError("XViT samples clips with `sampling`, `sampling_rate` and `target_fps`; `fps` is unused.")
-        check_positive_int("num_temporal_views", options["num_temporal_views"])
-        num_views, num_crops = options["num_temporal_views"], options["num_spatial_crops"]
-        if num_crops not in (1, 3):
-            raise ValueError(f"`num_spatial_crops` must be 1 or 3, got {num_crops!r}.")
-        if num_crops != 1 and options["do_augment"]:
-            raise ValueError("Training augmentation takes one random crop per clip: set `num_spatial_crops=1`.")
-        if num_crops != 1 and not crops:
-            raise ValueError("`num_spatial_crops=3` needs `do_center_crop=True`.")
-        if options["sampling"] == "segment" and not options["do_augment"] and num_views > len(SEGMENT_TEST_VIEWS):
-            raise ValueError(
-                f"Segment sampling has {len(SEGMENT_TEST_VIEWS)} test views ({', '.join(SEGMENT_TEST_VIEWS)}), got "
-                f"`num_temporal_views={num_views}`."
-            )
-        if not options["do_sample_frames"] and num_views != 1:
-            raise ValueError(
-                "Without frame sampling (`do_sample_frames=False`) the frames form one clip: set "
-                "`num_temporal_views=1`."
-            )
-        _check_scale_jitter(options["scale_jitter"])
-        check_positive_int("rand_augment_num_ops", options["rand_augment_num_ops"], minimum=0)
-        magnitude = options["rand_augment_magnitude"]
-        if not (isinstance(magnitude, int) and 0 <= magnitude <= RAND_AUGMENT_MAX_MAGNITUDE):
-            raise ValueError(
-                f"`rand_augment_magnitude` must be an integer from 0 to {RAND_AUGMENT_MAX_MAGNITUDE}, got "
-                f"{magnitude!r}."
-            )
-        if options["decoding_backend"] not in (None, *DECODING_BACKENDS):
-            raise ValueError(
-                f"`decoding_backend` must be one of {DECODING_BACKENDS} or None, got {options['decoding_backend']!r}."
-            )
-        if options["do_sample_frames"]:
-            check_pixel_budget(
-                options["num_frames"] * num_views,
-                self._frame_bytes(**options),
-                f"`num_frames={options['num_frames']}` x `num_temporal_views={num_views}` x "
-                f"`num_spatial_crops={num_crops}` at these sizes",
-            )
+    def _check_frame_budget(self, count: int, height: int | None, width: int | None, name: str, **options) -> None:
+        """Refuse `count` frames of a `height` x `width` video when their pixels would exceed the budget."""
+        frame_size_bytes = self._frame_bytes(height=height, width=width, **options)
+        check_pixel_budget(count, frame_size_bytes, f"The {count} frames of video {name}")
 
     @staticmethod
     def _frame_bytes(
@@ -373,13 +391,25 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         do_center_crop: bool,
         crop_size: SizeDict,
         num_spatial_crops: int,
+        height: int | None = None,
+        width: int | None = None,
         **kwargs,
     ) -> int:
-        """Bytes one sampled frame needs at least (see `frame_bytes`)."""
-        size = _test_resize_size(size, crop_size, num_spatial_crops)
-        short_side_pixels = max(scale_jitter) ** 2 if do_augment else resized_pixels(size)
+        """
+        Bytes one sampled frame needs (see `frame_bytes`): of a `height` x `width` video, resized as these options
+        resize it, or, with the size unknown, at least (a square frame).
+        """
+        size = (
+            SizeDict(shortest_edge=max(scale_jitter))
+            if do_augment
+            else _test_resize_size(size, crop_size, num_spatial_crops)
+        )
+        if not do_resize:
+            pixels = height * width if height and width else None
+        else:
+            pixels = resized_pixels(resize_size(height, width, size) if height and width else size)
         crop = crop_size if do_center_crop or do_augment else None
-        return frame_bytes(short_side_pixels if do_resize else None, crop, num_spatial_crops)
+        return frame_bytes(pixels, crop, num_spatial_crops)
 
     def _frame_resizer(
         self,
@@ -464,20 +494,26 @@ class _VideoFile:
     """A video file between the base pipeline's hooks: decoded in `_preprocess`, onto `device`, resized as it comes."""
 
     source: Any
-    sample_indices: Callable[..., list[int]]
+    sample_indices: Callable[..., list[int]] | None  # None: every frame, as one temporal view
     metadata: VideoMetadata  # the entry the base pipeline returns; filled in when the file is read
     device: str | torch.device | None = None
 
     def decode(
-        self, resize: Callable | None, backend: str | None, frame_size_bytes: int, download_limits: tuple[int, float]
+        self,
+        resize: Callable | None,
+        backend: str | None,
+        check_budget: Callable[[int, int | None, int | None], None],
+        download_limits: tuple[int, float],
     ) -> torch.Tensor:
-        """The sampled frames, `(n, 3, h, w)`, resized as they are decoded; checks their count before decoding."""
+        """The sampled frames, `(n, 3, h, w)`, resized as they are decoded; `check_budget` sees their count and size
+        before any is decoded."""
 
         def checked_indices(metadata: VideoMetadata) -> list[int]:
-            indices = list(self.sample_indices(metadata=metadata))
-            check_pixel_budget(
-                len(indices), frame_size_bytes, f"The {len(indices)} frames of video {video_name(self.source)}"
-            )
+            if self.sample_indices is None:
+                indices = list(range(metadata.total_num_frames))
+            else:
+                indices = list(self.sample_indices(metadata=metadata))
+            check_budget(len(indices), metadata.height, metadata.width)
             return indices
 
         def transform(frames: torch.Tensor) -> torch.Tensor:
@@ -489,8 +525,22 @@ class _VideoFile:
         return frames
 
 
-def _every_frame(metadata: VideoMetadata) -> list[int]:
-    return list(range(metadata.total_num_frames))
+def _check_sampling_options(options: dict) -> None:
+    """The options `sample_frames` uses, each named when refused."""
+    check_sampling_options(options)
+    if options["fps"] is not None:
+        raise ValueError("XViT samples clips with `sampling`, `sampling_rate` and `target_fps`; `fps` is unused.")
+    num_views = options["num_temporal_views"]
+    check_positive_int("num_temporal_views", num_views)
+    if options["sampling"] == "segment" and not options["do_augment"] and num_views > len(SEGMENT_TEST_VIEWS):
+        raise ValueError(
+            f"Segment sampling has {len(SEGMENT_TEST_VIEWS)} test views ({', '.join(SEGMENT_TEST_VIEWS)}), got "
+            f"`num_temporal_views={num_views}`."
+        )
+
+
+def _decoded_name(index: int) -> str:
+    return f"#{index} of the batch (decoded frames)"
 
 
 def _check_scale_jitter(scale_jitter) -> None:
