@@ -149,14 +149,35 @@ def test_files_above_the_size_limit_need_allow_large_files(folder, fake_hub):
     assert fake_hub.requests == []
 
 
-def test_a_failed_upload_reports_it_and_leaves_the_folder_untouched(folder, fake_hub, capsys):
+def test_a_failed_upload_reports_it_on_one_line_with_the_retry_command(folder, fake_hub, capsys):
     fake_hub.fail_commits = True
     before = snapshot(folder)
-    assert push_main([f"--folder={folder}", "--repo-id=someone/xvit"]) == 1
-    errors = capsys.readouterr().err
-    assert f"error: Uploading {folder} to someone/xvit failed (the folder is unchanged)" in errors
-    assert "Traceback" not in errors
+    assert push_main([f"--folder={folder}", "--repo-id=someone/xvit", "--revision=v1"]) == 1
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"error: Uploading {folder} to someone/xvit failed (HfHubHTTPError: ")
+    assert error.endswith(
+        f"the folder is kept as it was. To retry: python -m modeling_xvit.hub.upload --folder {folder} --repo-id"
+        " someone/xvit --revision v1"
+    )
     assert snapshot(folder) == before and fake_hub.commits == []
+
+
+def test_without_a_network_the_upload_fails_on_one_line_with_the_retry_command(folder, monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
+    before = snapshot(folder)
+    assert push_main([f"--folder={folder}", "--repo-id=someone/xvit", "--private"]) == 1  # before: a traceback
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"error: Uploading {folder} to someone/xvit failed (ConnectError: ")
+    assert error.endswith(
+        f"To retry: python -m modeling_xvit.hub.upload --folder {folder} --repo-id someone/xvit --private"
+    )
+    assert snapshot(folder) == before
 
 
 def test_a_folder_without_config_or_weights_is_refused(tmp_path):
@@ -166,3 +187,38 @@ def test_a_folder_without_config_or_weights_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ConversionError, match="has no .safetensors weights to publish"):
         files_to_upload(tmp_path)
+
+
+def test_a_name_with_a_control_character_is_refused(folder, fake_hub):
+    (folder / "notes.txt\nmodel.safetensors (1 bytes).txt").write_text("looks like another file in the listing")
+    with pytest.raises(ConversionError) as error:  # before: accepted, splitting the dry run's listing
+        files_to_upload(folder)
+    assert "  'notes.txt\\nmodel.safetensors (1 bytes).txt': a name with a control character" in str(error.value)
+    assert fake_hub.requests == []
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "secrets.json", "extra/run.md"])
+def test_files_holding_an_access_token_are_refused_unless_allowed(folder, fake_hub, name, capsys):
+    token = "hf_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ01234567"  # the shape of a real token, made up
+    (folder / name).parent.mkdir(exist_ok=True)
+    (folder / name).write_text(f'{{"note": "HF_TOKEN={token}"}}')
+    assert push_main([f"--folder={folder}", "--repo-id=someone/xvit"]) == 1  # before: uploaded
+    errors = capsys.readouterr().err
+    assert f"error: {name}: holds what looks like a Hugging Face access token (hf_...)" in errors
+    assert token not in errors and fake_hub.requests == []
+    assert push_main([f"--folder={folder}", "--repo-id=someone/xvit", "--allow-token-patterns"]) == 0
+    (commit,) = fake_hub.commits
+    assert token.encode() in commit.files[name]
+
+
+def test_text_that_only_resembles_a_token_is_published(folder):
+    (folder / "notes.txt").write_text("set hf_token in the config; shape: hf_xxx; names like hf_hub_download_helper")
+    assert "notes.txt" in [file.path_in_repo for file in files_to_upload(folder)]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x10\x00\x00\x00\x00\x00\x00\x00{}"])
+def test_weights_files_that_do_not_parse_are_refused(folder, fake_hub, content):
+    (folder / "model.safetensors").write_bytes(content)
+    with pytest.raises(ConversionError, match=r"model.safetensors: not a valid safetensors file \(") as error:
+        push_to_hub(folder, "someone/xvit")  # before: a 0-byte .safetensors was uploaded
+    assert "Refusing to publish" in str(error.value) and fake_hub.requests == []
