@@ -1,6 +1,8 @@
 """XViT model configuration."""
 
-from typing import Literal
+import importlib.resources
+import os
+from typing import Any, Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
@@ -59,7 +61,8 @@ class XViTConfig(PreTrainedConfig):
             `XVIT.NUM_SEGMENTS`). Defaults to `num_frames`; must divide it.
         num_temporal_embeddings (`int`, *optional*):
             Number of learned temporal-embedding vectors; frame f receives vector `f mod num_temporal_embeddings`.
-            Defaults to `num_frames`.
+            Defaults to `num_frames`. A clip of more frames than vectors reuses them cyclically, so `num_frames`
+            must then be a multiple of it (8 vectors for 16 frames in the released models).
         summary_token_layers (`list[int]`, *optional*, defaults to `[]`):
             Backbone layers in which every frame also attends to one summary token per frame of the clip (the
             spatial average of that frame's keys and values; paper section 3). Empty disables the summary token.
@@ -170,14 +173,38 @@ class XViTConfig(PreTrainedConfig):
         Both are ViT-B/16 on 16 frames of 224 x 224 with mixing in all 12 layers, 8 temporal embeddings (the released
         code sizes them with its default of 8 frames; frame f gets embedding f mod 8), a one-layer temporal-attention
         head without query/key/value bias, dropout 0.5 on the frame features and in the classifier, and the 768-wide
-        MLP classifier. The class names are not part of the config (`modeling_xvit.conversion.original --labels` sets
-        them); `kwargs` override any field.
+        MLP classifier. The config carries the model's class names (`id2label`, from the package's
+        `labels/kinetics600.txt` or `labels/ssv2.txt`) unless `kwargs` give `num_labels`, `id2label` or `label2id`;
+        `kwargs` override any field.
         """
         if name not in RELEASED_CONFIGURATIONS:
             raise ValueError(
                 f"Unknown released configuration {name!r}; expected one of {sorted(RELEASED_CONFIGURATIONS)}."
             )
-        return cls(**{**RELEASED_CONFIGURATIONS[name], **kwargs})
+        released = dict(RELEASED_CONFIGURATIONS[name])
+        if not {"num_labels", "id2label", "label2id"} & set(kwargs):
+            names = released_class_names(RELEASED_LABEL_FILES[name])
+            released.update(id2label=dict(enumerate(names)), label2id={label: i for i, label in enumerate(names)})
+        return cls(**{**released, **kwargs})
+
+    @classmethod
+    def get_config_dict(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """[`~PreTrainedConfig.get_config_dict`], refusing the config of another model: its weights would not fit,
+        and loading would leave most of the XViT weights random (a ViT's config and an XViT's share most fields)."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            converter = (
+                " Turn an image ViT checkpoint into an XViT one with the ViT converter (`xvit-convert-vit`, or"
+                " `python conversion/convert_vit_to_xvit.py`); it maps the ViT's weights and adds the video layers."
+            )
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds the config of a `{model_type}` model, not an XViT model"
+                f" (`model_type` {cls.model_type!r})." + (converter if model_type == "vit" else "")
+            )
+        return config_dict, kwargs
 
     @property
     def num_patches(self) -> int:
@@ -219,6 +246,14 @@ class XViTConfig(PreTrainedConfig):
             )
         for name in ("space_time_mixing_segment_length", "num_temporal_embeddings"):
             _check_at_least(name, getattr(self, name), 1)
+        if self.num_frames > self.num_temporal_embeddings and self.num_frames % self.num_temporal_embeddings:
+            # The model takes a clip of at most `num_temporal_embeddings` frames or a multiple of it (the vectors
+            # repeat cyclically), so it would refuse its own clips.
+            raise ValueError(
+                f"`num_temporal_embeddings` ({self.num_temporal_embeddings}) must be at least `num_frames`"
+                f" ({self.num_frames}) or divide it: frame f takes temporal embedding f mod"
+                f" {self.num_temporal_embeddings}."
+            )
         _check_divides(
             "space_time_mixing_segment_length", self.space_time_mixing_segment_length, "num_frames", self.num_frames
         )
@@ -237,6 +272,23 @@ class XViTConfig(PreTrainedConfig):
             _check_at_least("temporal_attention_intermediate_size", self.temporal_attention_intermediate_size, 1)
         if self.classifier_hidden_size is not None:
             _check_at_least("classifier_hidden_size", self.classifier_hidden_size, 1)
+
+
+def released_class_names(label_file: str) -> list[str]:
+    """
+    The class names in index order, one per line of `label_file` in the package's `labels/` folder. It is read
+    beside this module (importlib.resources, so a zipped install works too) because the module is also remote code
+    copied alone into Hub folders, where it may import only torch and transformers.
+    """
+    try:
+        text = importlib.resources.files(__package__).joinpath("labels", label_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"The class names of the released models ({label_file}) ship with the xvit-transformers package in"
+            f" modeling_xvit/labels/, not beside this copy of configuration_xvit.py ({__name__}); install the package"
+            " (`pip install xvit-transformers`) or pass `id2label`."
+        ) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _check_at_least(name: str, value: float, minimum: int) -> None:
@@ -258,6 +310,7 @@ def _check_divides(divisor_name: str, divisor: int, dividend_name: str, dividend
 _RELEASED_COMMON = dict(
     num_temporal_embeddings=8, frame_dropout_prob=0.5, classifier_dropout_prob=0.5, classifier_hidden_size=768
 )
+RELEASED_LABEL_FILES = {"k600": "kinetics600.txt", "ssv2": "ssv2.txt"}
 RELEASED_CONFIGURATIONS = {
     "k600": dict(
         num_labels=600, space_time_mixing_fraction=1 / 8, space_time_mixing_segment_length=8, **_RELEASED_COMMON

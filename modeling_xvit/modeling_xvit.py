@@ -74,6 +74,19 @@ def shift_channels_in_time_(
     return states
 
 
+def shift_channels_in_time(states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
+    """
+    Out of place: the result of `shift_channels_in_time_(states.clone(), segment_length, num_channels)` in a new
+    tensor built from slices, for tracing. The legacy ONNX exporter (`torch.onnx.export(..., dynamo=False)`, which
+    traces the model) drops the in-place writes into the keys and values: its graph had no space-time mixing.
+    """
+    segments = states.unflatten(1, (-1, segment_length))  # (batch, segments, frames, tokens, hidden)
+    # `pad` lists (before, after) pairs from the last dimension: (channels, tokens, frames).
+    from_next = nn.functional.pad(segments[:, :, 1:, :, :num_channels], (0, 0, 0, 0, 0, 1))
+    from_previous = nn.functional.pad(segments[:, :, :-1, :, num_channels : 2 * num_channels], (0, 0, 0, 0, 1, 0))
+    return torch.cat((from_next, from_previous, segments[..., 2 * num_channels :]), dim=-1).flatten(1, 2)
+
+
 class SpaceTimeMixingFunction(torch.autograd.Function):
     """Space-time mixing under autograd, with its own backward: the gradient of a shift in time is the opposite shift,
     which costs one copy instead of autograd's zero-filled tensor per slice."""
@@ -103,7 +116,8 @@ def space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: i
 
     When autograd is not recording (inference), `states` itself is mixed in place and returned: the keys and values
     are fresh projections that nothing else holds, and moving only the borrowed channels spares a new tensor per layer.
-    Under autograd, a mixed copy is returned and `states` is left as it was.
+    Under autograd, a mixed copy is returned and `states` is left as it was; so it is while tracing (`torch.jit`,
+    the legacy ONNX exporter), which drops the in-place writes (`shift_channels_in_time`).
 
     Args:
         states (`torch.Tensor` of shape `(batch_size, num_frames, num_tokens, hidden_size)`): keys or values.
@@ -115,6 +129,8 @@ def space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: i
     """
     if num_channels == 0:
         return states
+    if torch.jit.is_tracing():
+        return shift_channels_in_time(states, segment_length, num_channels)
     if torch.is_grad_enabled() and states.requires_grad:
         return SpaceTimeMixingFunction.apply(states, segment_length, num_channels)
     return shift_channels_in_time_(states.contiguous(), segment_length, num_channels)
@@ -576,6 +592,24 @@ def check_pixel_values(pixel_values: torch.Tensor, config: XViTConfig, interpola
         )
 
 
+def check_finite_logits(logits: torch.Tensor, pixel_values: torch.Tensor) -> None:
+    """
+    Refuse non-finite scores in inference instead of returning them: NaN logits rank as an arbitrary class. Skipped
+    while compiling, exporting or tracing, whose graphs cannot branch on values.
+    """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.isfinite(logits).all():
+        return
+    num_bad_pixels = (~torch.isfinite(pixel_values)).sum().item()
+    cause = (
+        f"`pixel_values` holds {num_bad_pixels} NaN or infinite values (XViTVideoProcessor never emits them)"
+        if num_bad_pixels
+        else "`pixel_values` are finite, so the weights hold non-finite values or the model's dtype overflows"
+    )
+    raise ValueError(
+        f"The model's scores (logits) for `pixel_values` of shape {tuple(pixel_values.shape)} are not finite: {cause}."
+    )
+
+
 class XViTModel(XViTPreTrainedModel):
     """
     The XViT backbone and its temporal aggregation: pixel values of a clip in, every token's features and the video
@@ -679,9 +713,15 @@ class XViTForVideoClassification(XViTPreTrainedModel):
 
         Returns:
             [`ImageClassifierOutput`] with `logits` of shape `(batch_size, num_labels)`.
+
+        Raises:
+            `ValueError` in inference (`model.eval()`) when a logit is not finite, naming the cause (non-finite
+            `pixel_values`, or weights or a dtype that overflow). In training the loss shows it instead.
         """
         outputs = self.xvit(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
         logits = self.classifier(outputs.pooler_output)
+        if not self.training:
+            check_finite_logits(logits, pixel_values)
         loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
         return ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions

@@ -1,9 +1,14 @@
+import importlib
+import shutil
+
 import pytest
 import torch
 from transformers import AutoConfig
 
-from modeling_xvit import XViTConfig
+import modeling_xvit.configuration_xvit
+from modeling_xvit import XViTConfig, XViTModel
 from modeling_xvit.conversion.original import infer_xvit_config, parse_original_config
+from modeling_xvit.labels import load_labels
 
 
 def test_defaults_are_the_released_backbone_mixing_over_the_whole_clip():
@@ -32,6 +37,27 @@ def test_released_configurations_by_name(name, num_labels, mixing_channels, segm
     assert (config.frame_dropout_prob, config.classifier_dropout_prob) == (0.5, 0.5)
     assert (config.hidden_size, config.num_hidden_layers, config.num_frames) == (768, 12, 16)
     assert XViTConfig.from_released(name, num_frames=32).num_frames == 32  # keyword arguments override
+
+
+@pytest.mark.parametrize(("name", "label_set"), [("k600", "kinetics600"), ("ssv2", "ssv2")])
+def test_released_configurations_carry_their_class_names(name, label_set):
+    config = XViTConfig.from_released(name)
+    names = load_labels(label_set)
+    assert [config.id2label[index] for index in range(config.num_labels)] == names
+    assert config.label2id == {label: index for index, label in enumerate(names)}
+    assert XViTConfig.from_released(name, num_labels=5).id2label[0] == "LABEL_0"  # a new head: no released names
+
+
+def test_released_class_names_outside_the_package_get_a_clear_error(tmp_path, monkeypatch):
+    # A Hub folder holds configuration_xvit.py without the package's labels/ folder.
+    (tmp_path / "hub_folder_copy").mkdir()
+    (tmp_path / "hub_folder_copy" / "__init__.py").touch()
+    shutil.copy(modeling_xvit.configuration_xvit.__file__, tmp_path / "hub_folder_copy")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    copy = importlib.import_module("hub_folder_copy.configuration_xvit")
+    with pytest.raises(FileNotFoundError, match=r"kinetics600.txt.*ship with the xvit-transformers package.*id2label"):
+        copy.XViTConfig.from_released("k600")
+    assert copy.XViTConfig.from_released("k600", num_labels=600).num_labels == 600
 
 
 def test_unknown_released_configuration_is_refused():
@@ -88,7 +114,8 @@ def test_released_configurations_are_what_the_converter_derives_from_the_checkpo
     converted = infer_xvit_config(
         released_vit_b16_state_dict(values["classes"]), parse_original_config(training_config)
     )
-    assert converted.to_dict() == XViTConfig.from_released(name).to_dict()
+    released = XViTConfig.from_released(name, num_labels=values["classes"])  # the converter's labels come apart
+    assert converted.to_dict() == released.to_dict()
 
 
 def test_temporal_head_sizes_follow_the_backbone_unless_given(tmp_path):
@@ -167,6 +194,24 @@ def test_save_and_load_round_trip(tmp_path):
 def test_invalid_values_fail_at_construction_with_a_value_error(overrides, message):
     with pytest.raises(ValueError, match=message):
         XViTConfig(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("num_frames", "num_temporal_embeddings", "accepted"),
+    [(16, 8, True), (8, 16, True), (4, 4, True), (24, 8, True), (8, 3, False), (16, 6, False), (9, 2, False)],
+)
+def test_temporal_embeddings_fit_the_clip_at_construction(num_frames, num_temporal_embeddings, accepted):
+    # The model takes at most `num_temporal_embeddings` frames or a multiple of it: a config it would refuse its own
+    # clips with fails when it is made, and one it accepts loads and runs.
+    options = dict(num_frames=num_frames, num_temporal_embeddings=num_temporal_embeddings, space_time_mixing_layers=[])
+    if not accepted:
+        with pytest.raises(ValueError, match=rf"`num_temporal_embeddings` \({num_temporal_embeddings}\) must be at"):
+            XViTConfig(**options)
+        return
+    small = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16, image_size=16)
+    model = XViTModel(XViTConfig(**options, **small)).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, num_frames, 3, 16, 16)).frame_features.shape == (1, num_frames, 16)
 
 
 def test_temporal_head_fields_are_free_without_the_temporal_head():

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, ViTConfig, ViTModel
 
 from modeling_xvit import XViTForVideoClassification, XViTModel
-from modeling_xvit.modeling_xvit import XViTSpaceTimeMixingAttention, space_time_mixing
+from modeling_xvit.modeling_xvit import XViTSpaceTimeMixingAttention, shift_channels_in_time, space_time_mixing
 
 
 def reference_space_time_mixing(states: torch.Tensor, segment_length: int, num_channels: int) -> torch.Tensor:
@@ -61,6 +61,15 @@ def test_space_time_mixing_matches_the_slow_reference(segment_length, num_channe
     if num_channels:  # without autograd, the keys or values are mixed where they are, not copied
         assert space_time_mixing(states, segment_length, num_channels) is states
         torch.testing.assert_close(states, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("segment_length", "num_channels"), [(8, 4), (16, 8), (2, 16), (1, 3)])
+def test_out_of_place_mixing_matches_the_slow_reference_and_leaves_its_input(segment_length, num_channels):
+    states = torch.randn(2, 16, 5, 32)
+    before = states.clone()
+    expected = reference_space_time_mixing(states, segment_length, num_channels)
+    torch.testing.assert_close(shift_channels_in_time(states, segment_length, num_channels), expected, rtol=0, atol=0)
+    assert torch.equal(states, before)
 
 
 def test_space_time_mixing_zeroes_the_borrowed_channels_at_segment_borders():
@@ -425,6 +434,38 @@ def test_other_float_dtypes_are_cast_to_the_weights(tiny_config, clip, dtype):
     model = eval_model(XViTModel, tiny_config())
     expected = model(clip()).pooler_output
     torch.testing.assert_close(model(clip().to(dtype)).pooler_output, expected, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_non_finite_scores_are_refused_in_inference(tiny_config, clip, bad_value):
+    model = eval_model(XViTForVideoClassification, tiny_config())
+    pixel_values = clip()
+    pixel_values[1, 2, 0, 5, 7] = bad_value
+    with pytest.raises(
+        ValueError, match=r"scores \(logits\).*\(2, 4, 3, 32, 32\) are not finite.*holds 1 NaN or infinite"
+    ):
+        model(pixel_values)
+    model.train()  # in training the loss shows it: no check, no synchronisation
+    assert not torch.isfinite(model(pixel_values).logits).all()
+
+
+def test_non_finite_weights_are_named_as_the_cause_of_non_finite_scores(tiny_config, clip):
+    model = eval_model(XViTForVideoClassification, tiny_config())
+    with torch.no_grad():
+        model.classifier.out_proj.bias[0] = float("nan")
+    with pytest.raises(ValueError, match="`pixel_values` are finite, so the weights hold non-finite values"):
+        model(clip())
+
+
+def test_from_pretrained_refuses_the_folder_of_another_model(tmp_path):
+    ViTModel(
+        ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+    ).save_pretrained(tmp_path / "vit")
+    for model_class in (XViTForVideoClassification, XViTModel):
+        with pytest.raises(
+            ValueError, match=r"vit holds the config of a `vit` model, not an XViT model.*xvit-convert-vit"
+        ):
+            model_class.from_pretrained(tmp_path / "vit")
 
 
 def test_frame_count_incompatible_with_the_temporal_embedding(tiny_config):
