@@ -9,13 +9,16 @@ import contextlib
 import errno
 import http.client
 import io
+import ipaddress
 import os
 import re
+import socket
+import ssl
 import stat
 import tempfile
+import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -53,6 +56,7 @@ def read_video_frames(
     frame_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     max_download_bytes: int = MAX_DOWNLOAD_BYTES,
     download_timeout: float = DOWNLOAD_TIMEOUT,
+    allow_private_urls: bool = False,
 ) -> tuple[torch.Tensor, VideoMetadata]:
     """
     Decode only the frames that `sample_indices(metadata)` asks for.
@@ -67,6 +71,7 @@ def read_video_frames(
             full-size frames are never all held at once.
         max_download_bytes: URLs only: the largest body accepted.
         download_timeout: URLs only: seconds the whole download may take.
+        allow_private_urls: URLs only: allow loopback, private and link-local addresses (see `download`).
 
     Returns:
         `(frames, metadata)`: `(len(indices), 3, h, w)` frames in index order, and the video's metadata with
@@ -76,7 +81,7 @@ def read_video_frames(
     if backend not in DECODING_BACKENDS:
         raise ValueError(f"`decoding_backend` must be one of {DECODING_BACKENDS}, got {backend!r}.")
     name = video_name(video)
-    with open_video_source(video, name, max_download_bytes, download_timeout) as source:
+    with open_video_source(video, name, max_download_bytes, download_timeout, allow_private_urls) as source:
         try:
             used_backend = _backend_for(source, backend)
             reader = _READERS[used_backend](source, name)
@@ -329,7 +334,11 @@ def _pick(
 
 @contextlib.contextmanager
 def open_video_source(
-    video, name: str, max_download_bytes: int = MAX_DOWNLOAD_BYTES, download_timeout: float = DOWNLOAD_TIMEOUT
+    video,
+    name: str,
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+    download_timeout: float = DOWNLOAD_TIMEOUT,
+    allow_private_urls: bool = False,
 ) -> Iterator:
     """A path or a binary file object that decord and PyAV can both read; a URL is downloaded to a temporary file."""
     if isinstance(video, (bytes, bytearray, memoryview)):
@@ -337,7 +346,7 @@ def open_video_source(
     elif isinstance(video, str) and video.startswith(("http://", "https://")):
         with tempfile.TemporaryDirectory(prefix="xvit-video-") as directory:
             path = os.path.join(directory, "video" + _url_suffix(video))
-            download(video, path, max_download_bytes, download_timeout)
+            download(video, path, max_download_bytes, download_timeout, allow_private_urls)
             yield path
     elif isinstance(video, (str, os.PathLike)):
         path = os.fspath(video)
@@ -374,48 +383,173 @@ def check_video_file(path: str) -> None:
     raise ValueError(f"Video path {path!r} is {kind}, not a video file.")
 
 
-def download(url: str, path: str, max_bytes: int, timeout: float) -> None:
+def download(url: str, path: str, max_bytes: int, timeout: float, allow_private_urls: bool = False) -> None:
     """
-    Stream `url` to `path`: at most `max_bytes` bytes, within `timeout` seconds in all (checked after every read;
-    a connection that sends nothing is dropped after `min(timeout, READ_TIMEOUT)` seconds).
+    Stream `url` to `path`: at most `max_bytes` bytes, within `timeout` seconds in all (resolving, connecting,
+    headers and body, over every redirect; a connection that sends nothing is dropped after `READ_TIMEOUT` seconds).
+
+    Every hop (the URL and each redirect) must be http(s), and its host must resolve only to public addresses: not
+    loopback, private, link-local, multicast or otherwise reserved, so that a URL from a request cannot reach the
+    machine's own services or its network (`allow_private_urls=True` allows them, for local use and tests). The
+    connection goes to the address that was checked. Every failure gives the same message, naming `url` (the cause is
+    chained to it): an answer that told a refused address, a closed port and an HTTP error apart would let a request
+    map the network.
     """
-    deadline = time.monotonic() + timeout
-    received = 0
+    deadline = _Deadline(timeout)
     try:
-        with urllib.request.urlopen(url, timeout=min(timeout, READ_TIMEOUT)) as response, open(path, "wb") as file:
-            announced = response.length
-            if announced is not None and announced > max_bytes:
-                raise _DownloadError(f"it announces {announced} bytes, over the {max_bytes}-byte limit")
-            while chunk := response.read1(DOWNLOAD_CHUNK_BYTES):
-                received += len(chunk)
-                if received > max_bytes:
-                    raise _DownloadError(f"it sent more than the {max_bytes}-byte limit")
-                if time.monotonic() > deadline:
-                    raise _DownloadError(
-                        f"it did not finish within the {timeout:g} s limit ({received} bytes received)"
-                    )
-                file.write(chunk)
-            if response.length:  # bytes still due after the connection closed
-                raise _DownloadError(
-                    f"the body ended after {received} of the {announced} bytes announced (incomplete download)"
-                )
-    except _DownloadError as error:
-        raise ValueError(f"Could not download video {url!r}: {error} ({_LIMIT_HINT}).") from None
-    except http.client.IncompleteRead as error:
-        raise ValueError(f"Could not download video {url!r}: the body ended early ({error!r}).") from error
-    except (OSError, http.client.HTTPException) as error:
-        if time.monotonic() > deadline:
-            raise ValueError(
-                f"Could not download video {url!r}: it did not finish within the {timeout:g} s limit ({_LIMIT_HINT})."
-            ) from error
-        raise ValueError(f"Could not download video {url!r}: {error}") from error
+        with contextlib.ExitStack() as stack:
+            stack.callback(deadline.cancel)
+            response = _open_url(url, deadline, allow_private_urls, stack)
+            with open(path, "wb") as file:
+                _copy_body(response, file, max_bytes, deadline)
+            deadline.remaining()  # a body cut short by the deadline must not pass for a whole one
+    except Exception as error:  # every fetch failure, whatever raised it, gets the one message
+        timed_out = _DownloadError(f"it did not finish within the {timeout:g} s limit")
+        raise ValueError(
+            f"Could not download video {url!r}: not a public http(s) URL that answers with the video within the "
+            f"limits (`max_download_bytes={max_bytes}`, `download_timeout={timeout:g}`; `allow_private_urls=True` "
+            "allows local and private addresses)."
+        ) from (timed_out if deadline.passed() else error)
 
 
-_LIMIT_HINT = "limits: `max_download_bytes`, `download_timeout`"
+MAX_REDIRECTS = 5
 
 
 class _DownloadError(Exception):
     pass
+
+
+class _Deadline:
+    """One deadline for a whole download: at the end, the open socket is shut down, which ends any read in progress."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.end = seconds, time.monotonic() + seconds
+        self.expired = False
+        self._sockets = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        """Seconds left, for the next blocking call (at most `READ_TIMEOUT`, so that a stalled server is dropped)."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            self.expired = True
+            raise _DownloadError(f"it did not finish within the {self.seconds:g} s limit")
+        return min(left, READ_TIMEOUT)
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self.end
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut `sock` down at the deadline; until then, only a connection silent for `READ_TIMEOUT` is dropped."""
+        sock.settimeout(READ_TIMEOUT)
+        self._sockets.append(sock)
+        if self.expired:
+            self._expire()
+
+    def _expire(self) -> None:
+        self.expired = True
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _open_url(url: str, deadline: _Deadline, allow_private_urls: bool, stack: contextlib.ExitStack):
+    """The response to `GET url`, redirects followed; every hop checked before it is connected to."""
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _DownloadError(f"{url!r} is not an http(s) URL")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = _checked_address(parts.hostname, port, deadline, allow_private_urls)
+        connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+        connection = stack.enter_context(contextlib.closing(connection_class(parts.hostname, port, address, deadline)))
+        connection.request("GET", urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")))
+        response = stack.enter_context(contextlib.closing(connection.getresponse()))
+        location = response.getheader("Location")
+        if response.status in (301, 302, 303, 307, 308) and location:
+            url = urllib.parse.urljoin(url, location)
+            continue
+        if response.status != 200:
+            raise _DownloadError(f"HTTP status {response.status} {response.reason}")
+        return response
+    raise _DownloadError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _checked_address(host: str, port: int, deadline: _Deadline, allow_private_urls: bool) -> str:
+    """The address to connect to: refused unless every address of `host` is public (or private ones are allowed)."""
+    addresses = [info[4][0] for info in _resolve(host, port, deadline)]
+    if not allow_private_urls:
+        for address in addresses:
+            if not is_public_address(address):
+                raise _DownloadError(f"{host!r} resolves to {address}, which is not a public address")
+    return addresses[0]
+
+
+def is_public_address(address: str) -> bool:
+    """Whether an IP address is a public unicast one (not loopback, private, link-local, multicast, reserved...)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 address may carry a zone (`fe80::1%eth0`)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _resolve(host: str, port: int, deadline: _Deadline) -> list:
+    """`getaddrinfo` under the deadline: it cannot be interrupted, so it runs in a thread that is left behind."""
+    result = {}
+
+    def resolve() -> None:
+        try:
+            result["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            result["error"] = error
+
+    thread = threading.Thread(target=resolve, daemon=True)
+    thread.start()
+    thread.join(deadline.remaining())
+    if "error" in result:
+        raise result["error"]
+    if "infos" not in result:
+        deadline.remaining()  # raises when the deadline has passed
+        raise _DownloadError(f"resolving {host!r} took longer than {READ_TIMEOUT:g} s")
+    return result["infos"]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address that was checked, not to what the host name resolves to next, under the deadline."""
+
+    def __init__(self, host: str, port: int, address: str, deadline: _Deadline):
+        super().__init__(host, port)
+        self.address, self.deadline = address, deadline
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.deadline.remaining())
+        self.deadline.watch(self.sock)
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=self.host)
+
+
+def _copy_body(response: http.client.HTTPResponse, file, max_bytes: int, deadline: _Deadline) -> None:
+    announced = response.length
+    if announced is not None and announced > max_bytes:
+        raise _DownloadError(f"it announces {announced} bytes, over the {max_bytes}-byte limit")
+    received = 0
+    while chunk := response.read1(DOWNLOAD_CHUNK_BYTES):
+        received += len(chunk)
+        if received > max_bytes:
+            raise _DownloadError(f"it sent more than the {max_bytes}-byte limit")
+        deadline.remaining()
+        file.write(chunk)
+    if response.length:  # bytes still due after the connection closed
+        raise _DownloadError(f"the body ended after {received} of the {announced} bytes announced")
 
 
 def _url_suffix(url: str) -> str:
@@ -443,6 +577,7 @@ __all__ = [
     "check_video_file",
     "download",
     "is_encoded_video",
+    "is_public_address",
     "open_video_source",
     "read_video_frames",
     "video_name",

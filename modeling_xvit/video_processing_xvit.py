@@ -32,6 +32,7 @@ from .processing_defaults import (
     check_pixel_budget,
     check_pixel_options,
     check_positive_int,
+    check_positive_number,
     check_sampling_options,
     frame_bytes,
     resize_size,
@@ -81,9 +82,15 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
         One of `video_decoding.DECODING_BACKENDS`; `None` is `"auto"`: PyAV, right on every format and the faster
         decoder. decord is used only on the formats it decodes right (see `video_decoding.py` and the README).
     max_download_bytes (`int`, *optional*, defaults to 1 GiB):
-        Largest video accepted from a URL (downloads stream to a temporary file).
+        Largest video accepted from a URL (downloads stream to a temporary file). A saved config may lower it, never
+        raise it; a call may set any positive value.
     download_timeout (`float`, *optional*, defaults to 300):
-        Seconds a URL download may take in all.
+        Seconds a URL download may take in all: resolving, connecting, headers and body. A saved config may lower it,
+        never raise it; a call may set any positive value.
+    allow_private_urls (`bool`, *optional*, defaults to `False`):
+        Allow URLs whose host is loopback, private, link-local or otherwise not public (local use, tests). Off, such a
+        URL or a redirect to one is refused, so that a URL from a request cannot reach the machine's own services or
+        its network. A call's option only: a saved config cannot turn it on.
     antialias (`bool`, *optional*, defaults to `False`):
         Antialias when downscaling. The original resizes with bilinear interpolation without antialiasing
         (`torch.nn.functional.interpolate`), so converted checkpoints expect `False`; `True` gives torchvision's
@@ -103,7 +110,8 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
     rand_augment_magnitude: int | None
     decoding_backend: str | None
     max_download_bytes: int | None
-    download_timeout: float | None
+    download_timeout: float | int | None
+    allow_private_urls: bool | None
     antialias: bool | None
 
 
@@ -148,10 +156,12 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
     decoding_backend = None
     max_download_bytes = MAX_DOWNLOAD_BYTES
     download_timeout = DOWNLOAD_TIMEOUT
+    allow_private_urls = False
     valid_kwargs = XViTVideoProcessorKwargs
 
     def __init__(self, **kwargs: Unpack[XViTVideoProcessorKwargs]):
         super().__init__(**kwargs)
+        _check_saved_download_settings(self.max_download_bytes, self.download_timeout, self.allow_private_urls)
         # The saved settings are checked as a call's options are, so that a bad saved config fails on loading.
         self._validate_preprocess_kwargs(
             **{name: getattr(self, name, None) for name in self.valid_kwargs.__annotations__}
@@ -325,6 +335,8 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
                 f"`rand_augment_magnitude` must be an integer from 0 to {RAND_AUGMENT_MAX_MAGNITUDE}, got "
                 f"{magnitude!r}."
             )
+        check_positive_int("max_download_bytes", options["max_download_bytes"])
+        check_positive_number("download_timeout", options["download_timeout"])
         if options["decoding_backend"] not in (None, *DECODING_BACKENDS):
             raise ValueError(
                 f"`decoding_backend` must be one of {DECODING_BACKENDS} or None, got {options['decoding_backend']!r}."
@@ -345,6 +357,7 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         decoding_backend: str | None,
         max_download_bytes: int,
         download_timeout: float,
+        allow_private_urls: bool,
         return_tensors=None,
         **kwargs,
     ) -> BatchFeature:
@@ -359,7 +372,7 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
             if isinstance(video, _VideoFile):
                 name = video_name(video.source)
                 check_budget = functools.partial(self._check_frame_budget, name=name, **kwargs)
-                limits = max_download_bytes, download_timeout
+                limits = max_download_bytes, download_timeout, allow_private_urls
                 frames = video.decode(resize, decoding_backend, check_budget, limits)
                 num_views = num_temporal_views if video.sample_indices else 1
             else:
@@ -503,7 +516,7 @@ class _VideoFile:
         resize: Callable | None,
         backend: str | None,
         check_budget: Callable[[int, int | None, int | None], None],
-        download_limits: tuple[int, float],
+        download_limits: tuple[int, float, bool],
     ) -> torch.Tensor:
         """The sampled frames, `(n, 3, h, w)`, resized as they are decoded; `check_budget` sees their count and size
         before any is decoded."""
@@ -536,6 +549,25 @@ def _check_sampling_options(options: dict) -> None:
         raise ValueError(
             f"Segment sampling has {len(SEGMENT_TEST_VIEWS)} test views ({', '.join(SEGMENT_TEST_VIEWS)}), got "
             f"`num_temporal_views={num_views}`."
+        )
+
+
+def _check_saved_download_settings(max_download_bytes, download_timeout, allow_private_urls) -> None:
+    """A processor's own settings (a saved config, possibly downloaded) may tighten the download limits, not loosen
+    them: raising them, or allowing private URLs, is for a call's options."""
+    for name, value, default in (
+        ("max_download_bytes", max_download_bytes, MAX_DOWNLOAD_BYTES),
+        ("download_timeout", download_timeout, DOWNLOAD_TIMEOUT),
+    ):
+        if isinstance(value, (int, float)) and value > default:
+            raise ValueError(
+                f"`{name}={value!r}` is above its default ({default}): a saved processor config may lower the "
+                "download limits, not raise them; pass a higher value to the call instead."
+            )
+    if allow_private_urls:
+        raise ValueError(
+            "`allow_private_urls=True` cannot be saved in a processor config (a downloaded config could open local "
+            "and private addresses to URLs from requests): pass it to the call instead."
         )
 
 

@@ -2,8 +2,11 @@
 
 import http.server
 import io
+import json
 import logging
 import os
+import re
+import socket
 import struct
 import sys
 import tempfile
@@ -14,9 +17,10 @@ import av
 import numpy as np
 import pytest
 import torch
+from transformers import AutoVideoProcessor
 
 from benchmarks.preprocessing import write_format_sample
-from modeling_xvit import XViTVideoProcessor
+from modeling_xvit import XViTVideoProcessor, video_decoding
 from modeling_xvit.video_decoding import read_video_frames
 
 BACKENDS = ["auto", "pyav", "decord"]
@@ -189,20 +193,32 @@ def test_missing_file_and_broken_symlink(tmp_path):
         read(str(link), [0])
 
 
-# URL downloads: streamed to a temporary file, under a size limit and a deadline.
+# URL downloads: streamed to a temporary file, under a size limit and one deadline, from public addresses only.
 
 
 class VideoServer(http.server.BaseHTTPRequestHandler):
-    """Serves `video` at /video.mp4, and misbehaves at /endless, /trickle, /stall, /short and /huge."""
+    """Serves `video` at /video.mp4, redirects at /to/<target>, and misbehaves at /endless, /trickle, /stall, /short,
+    /huge and /slow_headers. Records every path requested in `requested`."""
 
     video = b""
+    requested = []
 
     def do_GET(self):
+        self.requested.append(self.path)
         if self.path == "/missing.mp4":
             self.send_error(404)
             return
+        if self.path.startswith("/to/"):
+            self.send_response(302)
+            self.send_header("Location", self.path.removeprefix("/to/"))
+            self.end_headers()
+            return
+        if self.path == "/slow_headers":
+            self.send_slow_headers()
+            return
         routes = {  # path: (Content-Length, what is sent)
             "/video.mp4": (len(self.video), lambda: self.wfile.write(self.video)),
+            "/secret": (6, lambda: self.wfile.write(b"secret")),
             "/endless": (None, self.send_endless),
             "/trickle": (1000, self.send_trickle),
             "/stall": (1000, lambda: time.sleep(3)),
@@ -229,64 +245,184 @@ class VideoServer(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.02)
 
+    def send_slow_headers(self):
+        """The status line and headers one byte every 20 ms (20 s in all): each read gets a byte in time."""
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 1000:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.02)
+        except OSError:
+            pass
+
     def log_message(self, *args):
         pass
 
 
 @pytest.fixture
 def server(tiny_video, tmp_path, monkeypatch):
-    """The server's base URL; downloads go to a temporary folder of the test, checked for leftovers."""
+    """The server's base URL (on 127.0.0.1); downloads go to a temporary folder of the test, checked for leftovers."""
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(downloads))
-    handler = type("Handler", (VideoServer,), {"video": open(tiny_video, "rb").read()})
+    handler = type("Handler", (VideoServer,), {"video": open(tiny_video, "rb").read(), "requested": []})
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as http_server:
         threading.Thread(target=http_server.serve_forever, daemon=True).start()
-        yield f"http://127.0.0.1:{http_server.server_address[1]}"
+        http_server.requested = handler.requested
+        yield http_server
         http_server.shutdown()
     assert not list(downloads.iterdir())  # every download was removed, failed or not
 
 
+def base_url(server) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def download_failure(url: str, **kwargs) -> ValueError:
+    """The error of a failed download: one message naming the URL, whatever failed; the cause is chained to it."""
+    with pytest.raises(
+        ValueError, match=f"Could not download video {re.escape(repr(url))}: not a public http"
+    ) as info:
+        read(url, [0], **kwargs)
+    return info.value
+
+
+def cause(url: str, **kwargs) -> str:
+    return str(download_failure(url, allow_private_urls=True, **kwargs).__cause__)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_url_is_downloaded_and_decoded(server, tiny_video, backend):
-    frames, _ = read(f"{server}/video.mp4", [0, 3], backend)
+    frames, _ = read(f"{base_url(server)}/video.mp4", [0, 3], backend, allow_private_urls=True)
+    assert torch.equal(frames, full_decode(tiny_video)[[0, 3]])
+    frames, _ = read(f"{base_url(server)}/to//video.mp4", [0, 3], backend, allow_private_urls=True)  # redirected
     assert torch.equal(frames, full_decode(tiny_video)[[0, 3]])
 
 
 def test_endless_body_stops_at_the_size_limit(server):
-    with pytest.raises(ValueError, match=r"Could not download video '.*/endless': it sent more than the 200000-byte"):
-        read(f"{server}/endless", [0], max_download_bytes=200_000)
+    assert (
+        cause(f"{base_url(server)}/endless", max_download_bytes=200_000) == "it sent more than the 200000-byte limit"
+    )
 
 
 def test_announced_size_over_the_limit_fails_before_the_body(server):
-    with pytest.raises(ValueError, match=r"'.*/huge': it announces 1099511627776 bytes, over the 1000000-byte limit"):
-        read(f"{server}/huge", [0], max_download_bytes=1_000_000)
+    assert cause(f"{base_url(server)}/huge", max_download_bytes=10**6) == (
+        "it announces 1099511627776 bytes, over the 1000000-byte limit"
+    )
 
 
-@pytest.mark.parametrize("path", ["/trickle", "/stall"])
-def test_slow_body_stops_at_the_deadline(server, path):
+@pytest.mark.parametrize("path", ["/trickle", "/stall", "/slow_headers"])
+def test_the_deadline_covers_headers_and_body(server, path):
     start = time.monotonic()
-    with pytest.raises(ValueError, match=f"Could not download video '.*{path}': it did not finish within the 0.3 s"):
-        read(f"{server}{path}", [0], download_timeout=0.3)
-    assert time.monotonic() - start < 2  # the trickle would take 20 s, the stall 3 s
+    assert cause(f"{base_url(server)}{path}", download_timeout=0.3) == "it did not finish within the 0.3 s limit"
+    assert time.monotonic() - start < 2  # the trickle and the slow headers would take 20 s, the stall 3 s
 
 
 def test_short_body_is_an_incomplete_download(server):
-    with pytest.raises(ValueError, match="'.*/short': the body ended after 100 of the 1000 bytes announced"):
-        read(f"{server}/short", [0])
+    assert cause(f"{base_url(server)}/short") == "the body ended after 100 of the 1000 bytes announced"
 
 
-def test_http_error_names_the_url(server):
-    with pytest.raises(ValueError, match="Could not download video '.*/missing.mp4': HTTP Error 404"):
-        read(f"{server}/missing.mp4", [0])
+def test_every_fetch_failure_gives_one_message_naming_the_url(server):
+    """A 404, a closed port, a timeout and a refused address read the same: a request cannot map the network."""
+    closed = socket.create_server(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    failures = {  # URL: whether private addresses are allowed
+        f"{base_url(server)}/missing.mp4": True,
+        f"http://127.0.0.1:{closed_port}/video.mp4": True,
+        f"{base_url(server)}/stall": True,
+        f"{base_url(server)}/video.mp4": False,
+    }
+    messages = {
+        str(download_failure(url, allow_private_urls=allowed, download_timeout=0.3)).replace(url, "URL")
+        for url, allowed in failures.items()
+    }
+    assert len(messages) == 1
+    assert cause(f"{base_url(server)}/missing.mp4") == "HTTP status 404 Not Found"
+
+
+@pytest.mark.parametrize(
+    "target, refused",
+    [
+        ("http://127.0.0.2:{port}/secret", "'127.0.0.2' resolves to 127.0.0.2, which is not a public address"),
+        ("http://169.254.169.254/latest/meta-data/", "resolves to 169.254.169.254, which is not a public address"),
+        ("http://[::ffff:127.0.0.2]:{port}/secret", "which is not a public address"),
+        ("ftp://127.0.0.1:{port}/secret", "'ftp://127.0.0.1:{port}/secret' is not an http(s) URL"),
+    ],
+)
+def test_every_hop_is_resolved_and_checked(server, monkeypatch, target, refused):
+    """Internal addresses and other schemes are refused, first hop or redirect, before any connection to them."""
+    port = server.server_address[1]
+    url = f"{base_url(server)}/video.mp4"
+    assert str(download_failure(url).__cause__) == "'127.0.0.1' resolves to 127.0.0.1, which is not a public address"
+    assert server.requested == []  # refused before connecting
+    # The server stands for a public host here: 127.0.0.1 counts as public, every other address as it is.
+    is_public = video_decoding.is_public_address
+    monkeypatch.setattr(
+        video_decoding, "is_public_address", lambda address: address == "127.0.0.1" or is_public(address)
+    )
+    read(url, [0])
+    redirect = f"{base_url(server)}/to/{target.format(port=port)}"
+    assert str(download_failure(redirect).__cause__).endswith(refused.format(port=port))
+    assert "/secret" not in server.requested
+
+
+def test_public_addresses():
+    public = ["8.8.8.8", "2001:4860::8888"]
+    internal = ["127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0"]
+    internal += ["224.0.0.1", "::1", "fe80::1%eth0", "fc00::1", "ff02::1", "::ffff:127.0.0.1", "240.0.0.1"]
+    assert all(video_decoding.is_public_address(address) for address in public)
+    assert not any(video_decoding.is_public_address(address) for address in internal)
 
 
 def test_processor_options_set_the_download_limits(server):
+    url = f"{base_url(server)}/video.mp4"
     processor = XViTVideoProcessor(num_frames=2, max_download_bytes=100)
-    with pytest.raises(ValueError, match="over the 100-byte limit"):
-        processor(f"{server}/video.mp4")
-    with pytest.raises(ValueError, match="within the 0.3 s limit"):
-        XViTVideoProcessor(num_frames=2)(f"{server}/stall", download_timeout=0.3)
+    with pytest.raises(ValueError, match="Could not download video") as info:
+        processor(url, allow_private_urls=True)
+    assert "over the 100-byte limit" in str(info.value.__cause__)
+    with pytest.raises(ValueError, match="Could not download video") as info:
+        XViTVideoProcessor(num_frames=2)(f"{base_url(server)}/stall", download_timeout=0.3, allow_private_urls=True)
+    assert "within the 0.3 s limit" in str(info.value.__cause__)
+    # An int timeout is a number of seconds; a call may raise the limits above the defaults.
+    options = dict(download_timeout=5, max_download_bytes=2**31, allow_private_urls=True)
+    assert processor(url, **options).pixel_values.shape == (1, 2, 3, 224, 224)
+    with pytest.raises(ValueError, match="Could not download video") as info:
+        XViTVideoProcessor(num_frames=2)(url)  # 127.0.0.1 is refused by default
+    assert "not a public address" in str(info.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"max_download_bytes": -1}, "`max_download_bytes` must be an integer of at least 1, got -1"),
+        ({"download_timeout": -1.0}, "`download_timeout` must be a positive finite number, got -1.0"),
+        ({"download_timeout": float("nan")}, "`download_timeout` must be a positive finite number, got nan"),
+    ],
+)
+def test_negative_download_limits_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        XViTVideoProcessor(**options)
+    with pytest.raises(ValueError, match=message):
+        XViTVideoProcessor()(np.zeros((4, 32, 32, 3), np.uint8), **options)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"max_download_bytes": 2**31}, "`max_download_bytes=2147483648` is above its default"),
+        ({"download_timeout": 3600.0}, "`download_timeout=3600.0` is above its default"),
+        ({"allow_private_urls": True}, "`allow_private_urls=True` cannot be saved in a processor config"),
+    ],
+)
+def test_a_saved_config_cannot_loosen_the_download_limits(tmp_path, setting, message):
+    XViTVideoProcessor(max_download_bytes=1000, download_timeout=5.0).save_pretrained(tmp_path)  # lower: kept
+    loaded = AutoVideoProcessor.from_pretrained(tmp_path)
+    assert (loaded.max_download_bytes, loaded.download_timeout) == (1000, 5.0)
+    config = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps({**config, **setting}))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        AutoVideoProcessor.from_pretrained(tmp_path)
 
 
 def test_bytes_input(tiny_video):

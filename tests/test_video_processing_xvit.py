@@ -230,9 +230,9 @@ def test_bytes_file_objects_and_urls_match_paths(real_videos):
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/{name}"
-        torch.testing.assert_close(processor(url).pixel_values, expected)
+        torch.testing.assert_close(processor(url, allow_private_urls=True).pixel_values, expected)
         with pytest.raises(ValueError, match="Could not download video .*missing.mp4"):
-            processor(url.replace(name, "missing.mp4"))
+            processor(url.replace(name, "missing.mp4"), allow_private_urls=True)
         server.shutdown()
 
 
