@@ -34,7 +34,8 @@ bench: install
 	$(PY) -m benchmarks.run --preset small $(BENCH_ARGS)
 
 # The embedded demo model classifies new motion clips (picture: demo-output/demo.png); `make demo VIDEO=clip.mp4`
-# classifies your own video.
+# classifies your own video. The repository holds the model's weights, configs and card; the demo writes its code files
+# into examples/xvit-motion-small from the installed package (git ignores them there).
 demo: install
 	$(PY) examples/demo.py $(if $(VIDEO),--video "$(VIDEO)")
 

@@ -7,11 +7,15 @@
     python examples/demo.py --video clip.mp4   # your own video (make demo VIDEO=clip.mp4)
 
 The demo model, `examples/xvit-motion-small`, is a small XViT trained here, from scratch, on synthetic clips of a
-texture drifting left, right, up or down (`examples/motion_dataset.py`; README, "The demo model"). It knows these four
-motions and nothing else: on any other video it still answers one of them. The demo writes the clips with the
-generator (its data set was drawn with seed 0; the demo's seed draws other clips), classifies each, prints the true
-class, the top-3 labels with their scores and the clips classified per second, and draws one picture with a strip of
-the frames the model saw per clip and its prediction (`demo-output/demo.png` by default).
+texture drifting left, right, up or down (`modeling_xvit.demo.motion_data`; docs/demo-and-ablation.md). It knows
+these four motions and nothing else: on any other video it still answers one of them. The demo writes the clips with
+the generator (its data set was drawn with seed 0; the demo's seed draws other clips), classifies each, prints the
+true class, the top-3 labels with their scores and the clips classified per second, and draws one picture with a strip
+of the frames the model saw per clip and its prediction (`demo-output/demo.png` by default).
+
+The repository holds the demo model's weights, configs and card only; the demo first writes its code files and
+`handler.py` into the folder from the installed package (`modeling_xvit.hub.folder.write_code_files`; git ignores
+them there), so the folder loads as remote code, as it would from the Hub.
 """
 
 import argparse
@@ -23,7 +27,9 @@ from pathlib import Path
 from PIL import Image
 
 from modeling_xvit.demo.frame_strip import frame_strip, prediction_caption
-from modeling_xvit.demo.motion_data import CLASSES, MotionSettings, generate_clips, write_video
+from modeling_xvit.demo.motion_data import CLASSES, MotionSettings, generate_clips
+from modeling_xvit.demo.video_writer import write_video
+from modeling_xvit.hub.folder import write_code_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = ROOT / "examples" / "xvit-motion-small"
@@ -52,12 +58,15 @@ def write_demo_clips(
 
 
 def load_classifier(model: Path):
-    """`pipeline("video-classification")` on the model folder, with its own (remote) code."""
+    """`pipeline("video-classification")` on the model folder, with its own (remote) code; the demo model's folder
+    gets its code files from the package first."""
     if not (model / "config.json").is_file():
         raise SystemExit(
             f"error: no model at {model} (no config.json). The demo model is committed to the repository at"
             f" {DEMO_MODEL.relative_to(ROOT)}; `python examples/motion_ablation.py --demo-model` trains it again."
         )
+    if model.resolve() == DEMO_MODEL:
+        write_code_files(model)
     import transformers
 
     transformers.logging.set_verbosity_error()  # a demo prints its results, not the loading details

@@ -1,4 +1,8 @@
-"""XViT for Hugging Face Transformers. Importing this package registers XViT with the Auto classes."""
+"""XViT for Hugging Face Transformers. Importing this package registers XViT with the Auto classes.
+
+`save_pretrained` writes a folder that loads where this package is imported; `modeling_xvit.hub.folder` writes the
+folder that loads anywhere as remote code (`trust_remote_code=True`), with its code files and `auto_map`.
+"""
 
 from transformers import (
     AutoConfig,
@@ -17,11 +21,6 @@ AutoConfig.register(XViTConfig.model_type, XViTConfig, exist_ok=True)
 AutoModel.register(XViTConfig, XViTModel, exist_ok=True)
 AutoModelForVideoClassification.register(XViTConfig, XViTForVideoClassification, exist_ok=True)
 AutoImageProcessor.register(XViTConfig, slow_image_processor_class=XViTImageProcessor, exist_ok=True)
-# save_pretrained then writes `auto_map` and copies the code files, so a saved folder loads with trust_remote_code.
-XViTConfig.register_for_auto_class()
-XViTModel.register_for_auto_class("AutoModel")
-XViTForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
-XViTImageProcessor.register_for_auto_class("AutoImageProcessor")
 
 __all__ = [
     "XViTConfig",
@@ -36,5 +35,4 @@ if is_torchvision_available():
     from .video_processing_xvit import XViTVideoProcessor
 
     AutoVideoProcessor.register(XViTConfig, XViTVideoProcessor, exist_ok=True)
-    XViTVideoProcessor.register_for_auto_class("AutoVideoProcessor")
     __all__ += ["XViTVideoProcessor"]

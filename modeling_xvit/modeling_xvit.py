@@ -7,7 +7,6 @@ CLS features (temporal attention) turns them into one video embedding. Optional 
 compact view of all frames of the clip.
 """
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -489,14 +488,6 @@ class XViTClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden_states))
 
 
-# A saved folder names both model classes in `auto_map`, so that `AutoModel` as well as
-# `AutoModelForVideoClassification` load it as remote code (save_pretrained names only the saved class).
-REMOTE_CODE_CLASSES = {
-    "AutoModel": "modeling_xvit.XViTModel",
-    "AutoModelForVideoClassification": "modeling_xvit.XViTForVideoClassification",
-}
-
-
 class XViTPreTrainedModel(PreTrainedModel):
     config: XViTConfig
     base_model_prefix = "xvit"
@@ -520,14 +511,6 @@ class XViTPreTrainedModel(PreTrainedModel):
         "hidden_states": XViTBackboneLayer,
         "attentions": XViTSpaceTimeMixingAttention,
     }
-
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """[`~PreTrainedModel.save_pretrained`]; when the classes are registered as remote code, the saved
-        `config.json` names both model classes in `auto_map` (only the saved class otherwise). Like the rest of
-        `auto_map`, it is written into `self.config` as the folder is saved."""
-        if self.is_remote_code():
-            self.config.auto_map = {**REMOTE_CODE_CLASSES, **(getattr(self.config, "auto_map", None) or {})}
-        super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

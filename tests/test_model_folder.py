@@ -1,10 +1,10 @@
-"""Writing complete model folders: contents, atomicity, interrupted writers, and the README's quick start."""
+"""Writing complete model folders: contents, remote code, atomicity, interrupted writers, and a folder saved with
+`save_pretrained` used by the pipeline."""
 
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,10 +16,13 @@ from modeling_xvit import XViTForVideoClassification, XViTModel, XViTVideoProces
 from modeling_xvit.errors import ConversionError
 from modeling_xvit.hub.card import CardResult, ModelCardInputs
 from modeling_xvit.hub.folder import (
+    AUTO_MAP,
     HANDLER_SOURCE,
     atomic_output_dir,
     check_output_dir,
+    code_files,
     remove_stale_partial_folders,
+    write_code_files,
     write_hub_folder,
 )
 
@@ -36,11 +39,10 @@ def test_folder_holds_everything_the_hub_needs(model, tmp_path):
     folder = write_hub_folder(tmp_path / "xvit", model, CARD)
 
     names = sorted(path.name for path in folder.iterdir())
-    assert {"config.json", "model.safetensors", "video_preprocessor_config.json", "handler.py", "README.md"} <= set(
-        names
-    )
-    assert {"modeling_xvit.py", "configuration_xvit.py", "video_processing_xvit.py", "clip_sampling.py"} <= set(names)
-    assert not any(name.startswith(".") or name.endswith((".bin", ".pt", ".pth")) for name in names)
+    code = sorted(path.name for path in code_files())
+    assert names == sorted([*code, *AUTO_MAP, "model.safetensors", "handler.py", "README.md"])
+    assert {"modeling_xvit.py", "configuration_xvit.py", "video_processing_xvit.py", "clip_sampling.py"} <= set(code)
+    assert all((folder / path.name).read_bytes() == path.read_bytes() for path in code_files())  # today's package
     assert os.listdir(tmp_path) == ["xvit"]  # no staging folder left
 
     config = json.loads((folder / "config.json").read_text())
@@ -50,10 +52,39 @@ def test_folder_holds_everything_the_hub_needs(model, tmp_path):
     assert processor["auto_map"] == {"AutoVideoProcessor": "video_processing_xvit.XViTVideoProcessor"}
     # Without a processor of its own, the model gets one for its clip length and frame size.
     assert processor["num_frames"] == 4 and processor["crop_size"] == {"height": 32, "width": 32}
+    # The image processor (which lets the pipeline batch) takes decoded frames as the video processor does.
+    image_processor = json.loads((folder / "preprocessor_config.json").read_text())
+    assert image_processor["auto_map"] == {"AutoImageProcessor": "image_processing_xvit.XViTImageProcessor"}
+    shared = image_processor.keys() - {"auto_map", "image_processor_type"}
+    assert len(shared) > 10 and all(image_processor[key] == processor[key] for key in shared)
     assert (folder / "handler.py").read_bytes() == HANDLER_SOURCE.read_bytes()
     card = ModelCard.load(folder / "README.md")
     assert card.data.library_name == "transformers" and card.data.pipeline_tag == "video-classification"
     assert 'pipeline("video-classification", model="someone/tiny-xvit", trust_remote_code=True)' in card.text
+
+
+def test_saving_the_model_writes_no_auto_map_and_the_folder_writer_adds_the_remote_code(model, tmp_path):
+    """`save_pretrained` writes a plain Transformers folder (the model's config is left as it was); `write_code_files`
+    turns it into a folder that loads as remote code, and a second call changes nothing."""
+    model.save_pretrained(tmp_path / "xvit")
+    XViTVideoProcessor(num_frames=4, size={"shortest_edge": 32}, crop_size=32).save_pretrained(tmp_path / "xvit")
+    assert getattr(model.config, "auto_map", None) is None
+    assert sorted(os.listdir(tmp_path / "xvit")) == [
+        "config.json",
+        "model.safetensors",
+        "video_preprocessor_config.json",
+    ]
+    assert "auto_map" not in json.loads((tmp_path / "xvit" / "config.json").read_text())
+
+    folder = write_code_files(tmp_path / "xvit")
+    for name in ("config.json", "video_preprocessor_config.json"):
+        assert json.loads((folder / name).read_text())["auto_map"] == AUTO_MAP[name]
+    assert all((folder / path.name).read_bytes() == path.read_bytes() for path in (*code_files(), HANDLER_SOURCE))
+    written = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    write_code_files(folder)
+    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written
+    with pytest.raises(ConversionError, match="is not a model folder: it has no config.json"):
+        write_code_files(tmp_path)
 
 
 def test_every_file_gets_the_mode_of_a_new_file(model, tmp_path):
@@ -159,10 +190,3 @@ def test_quick_start_saves_a_folder_that_the_pipeline_and_auto_classes_use(tmp_p
     top = logits[0].softmax(-1).topk(2)
     assert [entry["label"] for entry in result] == [model.config.id2label[i] for i in top.indices.tolist()]
     torch.testing.assert_close(torch.tensor([entry["score"] for entry in result]), top.values)
-
-
-def test_readme_quick_start_saves_the_processor_and_uses_the_pipeline():
-    readme = Path(__file__).parents[1].joinpath("README.md").read_text(encoding="utf-8")
-    quick_start = readme.split("## Quick start", 1)[1].split("```python", 1)[1].split("```", 1)[0]
-    assert 'XViTVideoProcessor().save_pretrained("xvit-k600")' in quick_start
-    assert 'pipeline("video-classification", model="xvit-k600", trust_remote_code=True)' in quick_start

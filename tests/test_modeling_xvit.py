@@ -1,5 +1,4 @@
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, ViTConfig, ViTModel
 
 from modeling_xvit import XViTForVideoClassification, XViTModel
+from modeling_xvit.hub.folder import write_code_files
 from modeling_xvit.modeling_xvit import XViTSpaceTimeMixingAttention, shift_channels_in_time, space_time_mixing
 
 
@@ -230,17 +230,6 @@ def test_building_a_model_leaves_the_config_as_it_was(tiny_config):
     assert getattr(config, "auto_map", None) is None
 
 
-def test_saved_config_names_both_model_classes_for_remote_code(tmp_path, tiny_config):
-    for model_class in (XViTModel, XViTForVideoClassification):
-        model_class(tiny_config()).save_pretrained(tmp_path / model_class.__name__)
-        saved = json.loads((tmp_path / model_class.__name__ / "config.json").read_text())
-        assert saved["auto_map"] == {
-            "AutoConfig": "configuration_xvit.XViTConfig",
-            "AutoModel": "modeling_xvit.XViTModel",
-            "AutoModelForVideoClassification": "modeling_xvit.XViTForVideoClassification",
-        }
-
-
 def test_drop_path_is_an_identity_at_rate_0_and_drops_everything_at_rate_1(tiny_config, clip):
     model = eval_model(XViTForVideoClassification, tiny_config(num_hidden_layers=3, drop_path_rate=1.0)).train()
     rates = [layer.drop_path for layer in model.xvit.layers]
@@ -270,6 +259,7 @@ def test_compiles_as_one_graph_for_inference_and_training(tiny_config, clip):
 def test_saved_folder_loads_with_remote_code_in_a_fresh_process(tmp_path, tiny_config, clip):
     model = eval_model(XViTForVideoClassification, tiny_config())
     model.save_pretrained(tmp_path / "model")
+    write_code_files(tmp_path / "model")  # the code files and `auto_map` are the Hub folder writer's
     for name in ("configuration_xvit.py", "modeling_xvit.py"):
         assert (tmp_path / "model" / name).exists()
     torch.save(clip(), tmp_path / "clip.pt")

@@ -23,7 +23,14 @@ from tests.test_verify_hub_folder import CHECKS, checklist
 from tests.training_videos import tiny_run, write_video_folder
 
 # The model folder's files besides the remote code (the modules of `modeling_xvit` that the saved classes import).
-MODEL_FILES = {"README.md", "config.json", "handler.py", "model.safetensors", "video_preprocessor_config.json"}
+MODEL_FILES = {
+    "README.md",
+    "config.json",
+    "handler.py",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "video_preprocessor_config.json",
+}
 REMOTE_CODE = {"configuration_xvit.py", "modeling_xvit.py", "video_processing_xvit.py"}
 PACKAGE = Path(modeling_xvit.__file__).parent
 TOKEN = "hf_fake_token_for_tests"

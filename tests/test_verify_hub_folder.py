@@ -18,12 +18,14 @@ CHECKS = (
     "required files",
     "config.json auto_map",
     "video_preprocessor_config.json auto_map",
+    "preprocessor_config.json auto_map",
     "model card metadata",
     "AutoConfig",
     "AutoModel",
     "AutoModelForVideoClassification",
     "AutoVideoProcessor",
     'pipeline("video-classification")',
+    "pipeline batch_size=2",
     "Inference Endpoints handler",
     "no modeling_xvit import",
 )
@@ -69,6 +71,7 @@ def test_a_broken_folder_fails_naming_the_broken_checks(folder, tmp_path, capsys
         "AutoModel",
         "AutoVideoProcessor",
         'pipeline("video-classification")',
+        "pipeline batch_size=2",
         "Inference Endpoints handler",
     }
     assert {name for name, status in results.items() if status == "FAIL"} == failed, captured.out

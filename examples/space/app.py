@@ -7,8 +7,10 @@
 The serverless widget of the Hub does not run remote code; this app does, in a Space or on your machine. It answers
 with the model folder's own Inference Endpoints handler (`handler.py`, which every folder this package writes
 carries), so the Space, an endpoint and `modeling_xvit.hub.verify` give the same scores, and draws the frames
-with `modeling_xvit.demo.frame_strip`. It does not need `modeling_xvit`: `build_space.py` assembles a Space repository
-from this file, `frame_strip.py` (from the package), the model folder and example videos.
+with `modeling_xvit.demo.frame_strip`. A built Space does not need `modeling_xvit`: `build_space.py` assembles a
+Space repository from this file, `frame_strip.py` (from the package), the model folder and example videos. In this
+repository, the package writes the demo model's code files before it is served (the repository holds its weights,
+configs and card only).
 
 It serves on 127.0.0.1 (or `GRADIO_SERVER_NAME`, which Spaces set) with Gradio's analytics and version check off and
 no share link.
@@ -29,13 +31,18 @@ except ImportError:  # in this repository, the installed package has it
     from modeling_xvit.demo.frame_strip import frame_strip, prediction_caption
 
 MODEL_ENV = "XVIT_MODEL"
+# This repository's demo model: its weights, configs and card; the installed package writes its code files.
+REPOSITORY_DEMO_MODEL = APP_DIR.parent / "xvit-motion-small"
 # The model served by default: the folder a built Space carries (build_space.py), else this repository's demo model.
-DEFAULT_MODEL_FOLDERS = (APP_DIR / "model", APP_DIR.parent / "xvit-motion-small")
+DEFAULT_MODEL_FOLDERS = (APP_DIR / "model", REPOSITORY_DEMO_MODEL)
+# The example videos beside this file: in this repository the demo model's motion clips, in a built Space the clips
+# chosen for its model.
 DEFAULT_VIDEOS = APP_DIR / "videos"
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi")
 TOP_K = 5
 TOP_K_ID, STRIP_ID = "top-k", "frame-strip"  # the outputs' element ids on the page
 MAX_UPLOAD = "200mb"
+CROP_CHOICES = ["1", "3"]  # the processor's test crops: the centre, or three along the longer side
 SEGMENT_TEST_VIEWS = 3  # segment sampling has 3 test clips (middle, start, end); dense sampling takes any number
 MAX_DENSE_VIEWS = 10
 # No font downloads from Google: the page renders the same offline.
@@ -51,6 +58,10 @@ def default_model() -> Path:
     """The default model folder, or `ModelNotFoundError` naming where it was looked for and how to get it."""
     for folder in DEFAULT_MODEL_FOLDERS:
         if (folder / "config.json").is_file():
+            if folder == REPOSITORY_DEMO_MODEL:
+                from modeling_xvit.hub.folder import write_code_files
+
+                write_code_files(folder)  # git ignores them there
             return folder
     raise ModelNotFoundError(
         f"The default model, the embedded demo model, is not at {DEFAULT_MODEL_FOLDERS[-1]}: it is committed to this"
@@ -96,19 +107,26 @@ def load_classifier(folder: Path) -> Any:
     return module.EndpointHandler(str(folder))
 
 
+def default_videos(model: Path) -> Path | None:
+    """The example videos for `model` when none are given: `videos/` beside this file, which in this repository are
+    the demo model's motion clips, so here only for the demo model."""
+    if REPOSITORY_DEMO_MODEL.is_dir() and model.resolve() != REPOSITORY_DEMO_MODEL.resolve():
+        return None
+    return DEFAULT_VIDEOS if DEFAULT_VIDEOS.is_dir() else None
+
+
 def example_videos(folder: Path | None) -> list[str]:
-    """The videos offered as examples: those in `folder` (default `videos/` beside this file, if it exists)."""
+    """The video files of `folder` (none without a folder), offered as examples."""
     if folder is None:
-        folder = DEFAULT_VIDEOS
-        if not folder.is_dir():
-            return []
+        return []
     if not folder.is_dir():
         raise FileNotFoundError(f"--videos {folder}: no such folder.")
     return sorted(str(path) for path in folder.iterdir() if path.suffix.lower() in VIDEO_SUFFIXES)
 
 
-def classify(classifier: Any, video: str | None, num_temporal_views: int, num_spatial_crops: int):
-    """The top-5 labels of `video` (a file path) as `{label: score}`, and the strip of the frames the model saw.
+def classify(classifier: Any, video: str | None, num_temporal_views: int | str, num_spatial_crops: int | str):
+    """The top-5 labels of `video` (a file path) as `{label: score}`, and the strip of the frames the model saw (one
+    labelled row per view).
 
     Raises `ValueError` with a message for the user when there is no video or it cannot be read.
     """
@@ -150,7 +168,7 @@ def build_demo(classifier: Any, name: str, examples: Sequence[str] = ()):
     processor = classifier.processor
     max_views = SEGMENT_TEST_VIEWS if processor.sampling == "segment" else MAX_DENSE_VIEWS
 
-    def answer(video: str | None, num_temporal_views: int, num_spatial_crops: int):
+    def answer(video: str | None, num_temporal_views: int, num_spatial_crops: str):
         try:
             return classify(classifier, video, num_temporal_views, num_spatial_crops)
         except ValueError as error:  # bad input: shown to the user, not a traceback
@@ -167,7 +185,10 @@ def build_demo(classifier: Any, name: str, examples: Sequence[str] = ()):
                     temporal_views = gr.Slider(
                         1, max_views, value=processor.num_temporal_views, step=1, label="Clips over time"
                     )
-                    spatial_crops = gr.Radio([1, 3], value=processor.num_spatial_crops, label="Crops per clip")
+                    # Strings: the API lists the choices as strings and must accept each of them.
+                    spatial_crops = gr.Radio(
+                        CROP_CHOICES, value=str(processor.num_spatial_crops), label="Crops per clip"
+                    )
                 button = gr.Button("Classify", variant="primary")
             with gr.Column():
                 labels = gr.Label(num_top_classes=TOP_K, label=f"Top-{TOP_K}", elem_id=TOP_K_ID)
@@ -182,12 +203,12 @@ def build_demo(classifier: Any, name: str, examples: Sequence[str] = ()):
 
 
 def build_app(model: str | None = None, videos: Path | None = None):
-    """The page for `model` (see `resolve_model`) with the example videos of `videos` (see `example_videos`).
+    """The page for `model` (see `resolve_model`) with the example videos of `videos` (default `default_videos`).
 
     Raises `FileNotFoundError` (or `ModelNotFoundError`) saying what is missing.
     """
     folder = resolve_model(model)
-    examples = example_videos(videos)
+    examples = example_videos(videos or default_videos(folder))
     return build_demo(load_classifier(folder), model_title(folder), examples)
 
 
@@ -215,7 +236,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"a model folder or a Hub model id; default ${MODEL_ENV}, else the embedded demo model"
         f" ({DEFAULT_MODEL_FOLDERS[-1]})",
     )
-    parser.add_argument("--videos", type=Path, help=f"a folder of example videos (default {DEFAULT_VIDEOS}, if any)")
+    parser.add_argument(
+        "--videos", type=Path, help=f"a folder of example videos (default {DEFAULT_VIDEOS} for the default model)"
+    )
     parser.add_argument("--host", help="address to serve on (default $GRADIO_SERVER_NAME, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT, else the first free from 7860)")
     return parser.parse_args(argv)

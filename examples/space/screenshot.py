@@ -1,12 +1,12 @@
 """The README's screenshot of the Space: the page as a user sees it after classifying a video, in headless Chromium.
 
     python examples/space/screenshot.py --video clip.mp4 [--model FOLDER_OR_HUB_ID] [--videos DIR] \\
-        [--output examples/space/screenshot.png]
+        [--num-temporal-views 2 --num-spatial-crops 3] [--output examples/space/screenshot.png]
 
 Serves the app on 127.0.0.1, opens it in headless Chromium (the Debian package `chromium`, or `--chromium PATH`),
-uploads `--video`, presses Classify, waits for the labels and the strip of frames, and saves the whole page as a PNG
-reduced to 256 colours. Needs the `screenshot` extra (`pip install -e ".[screenshot]"`: Gradio and Playwright's
-Python driver; Playwright's own browser download is not used).
+uploads `--video`, sets the views (under **Views**) when asked, presses Classify, waits for the labels and the strip
+of frames, and saves the whole page as a PNG reduced to 256 colours. Needs the `screenshot` extra (`pip install -e
+".[screenshot]"`: Gradio and Playwright's Python driver; Playwright's own browser download is not used).
 """
 
 import argparse
@@ -31,8 +31,29 @@ CHROMIUM_FLAGS = (
 TIMEOUT_MS = 120_000
 
 
-def take_screenshot(url: str, video: Path, output: Path, chromium: str, width: int) -> None:
-    """Open `url`, classify `video` through the page and save the whole page to `output` (PNG, 256 colours)."""
+def set_views(page, num_temporal_views: int | None, num_spatial_crops: int | None) -> None:
+    """Set the page's view controls (in the closed **Views** accordion) to the given values."""
+    if num_temporal_views is None and num_spatial_crops is None:
+        return
+    page.get_by_text("Views", exact=True).click()
+    if num_temporal_views is not None:
+        page.get_by_label("number input for Clips over time").fill(str(num_temporal_views))
+        page.get_by_label("number input for Clips over time").press("Enter")
+    if num_spatial_crops is not None:
+        page.get_by_label(str(num_spatial_crops), exact=True).check()
+
+
+def take_screenshot(
+    url: str,
+    video: Path,
+    output: Path,
+    chromium: str,
+    width: int,
+    num_temporal_views: int | None = None,
+    num_spatial_crops: int | None = None,
+) -> None:
+    """Open `url`, classify `video` through the page with the given views (default the page's) and save the whole
+    page to `output` (PNG, 256 colours)."""
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
@@ -43,6 +64,7 @@ def take_screenshot(url: str, video: Path, output: Path, chromium: str, width: i
             page.goto(url)
             page.locator("input[type=file]").first.set_input_files(video)
             page.locator("video").first.wait_for(timeout=TIMEOUT_MS)
+            set_views(page, num_temporal_views, num_spatial_crops)
             page.get_by_role("button", name="Classify").click()
             page.locator(f"#{STRIP_ID} img").wait_for(timeout=TIMEOUT_MS)
             page.locator(f"#{TOP_K_ID} .bar").first.wait_for(timeout=TIMEOUT_MS)
@@ -64,6 +86,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"the PNG (default {DEFAULT_OUTPUT})")
     parser.add_argument("--chromium", default=shutil.which("chromium"), help="the Chromium binary (default: chromium)")
     parser.add_argument("--width", type=int, default=1280, help="browser window width in pixels (default 1280)")
+    parser.add_argument("--num-temporal-views", type=int, help="clips over time (default: the model's)")
+    parser.add_argument("--num-spatial-crops", type=int, choices=[1, 3], help="crops per clip (default: the model's)")
     return parser.parse_args(argv)
 
 
@@ -82,7 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     launch(demo, host="127.0.0.1", block=False)
     try:
-        take_screenshot(demo.local_url, args.video, args.output, args.chromium, args.width)
+        take_screenshot(
+            demo.local_url,
+            args.video,
+            args.output,
+            args.chromium,
+            args.width,
+            args.num_temporal_views,
+            args.num_spatial_crops,
+        )
     finally:
         demo.close()
     print(f"Wrote {args.output}")

@@ -1,4 +1,5 @@
-"""The strip of sampled frames: what an XViT model sees of a video, one row per view, with its prediction as caption.
+"""The strip of sampled frames: what an XViT model sees of a video, one labelled row per view, with its prediction as
+caption.
 
     from modeling_xvit.demo.frame_strip import frame_strip, prediction_caption
 
@@ -24,8 +25,20 @@ TEXT_COLOUR = (20, 20, 20)
 INDEX_COLOUR = (90, 90, 90)
 
 
-def sampled_views(video: Any, processor: Any, **view_options: int) -> tuple[torch.Tensor, list[list[int]]]:
-    """The clips the model sees of `video`, before rescaling and normalisation, and the frame indices of each.
+def view_labels(num_temporal_views: int, num_spatial_crops: int, portrait: bool = False) -> list[str]:
+    """The name of each view in the processor's layout (temporal view by temporal view, then crop by crop). Three
+    crops run along the frame's longer side, as the processor takes them."""
+    if num_spatial_crops == 1:
+        crops = ("centre",)
+    else:
+        crops = ("top", "centre", "bottom") if portrait else ("left", "centre", "right")
+    return [
+        f"clip {clip + 1} of {num_temporal_views}, {crop} crop" for clip in range(num_temporal_views) for crop in crops
+    ]
+
+
+def sampled_views(video: Any, processor: Any, **view_options: int) -> tuple[torch.Tensor, list[list[int]], list[str]]:
+    """The clips the model sees of `video`, before rescaling and normalisation, the frame indices of each and its name.
 
     Args:
         video: anything the processor takes (a path, an http(s) URL, bytes, decoded frames).
@@ -33,19 +46,22 @@ def sampled_views(video: Any, processor: Any, **view_options: int) -> tuple[torc
         view_options: `num_temporal_views` and `num_spatial_crops`; default the processor's own.
 
     Returns:
-        `(views, frame_indices)`: uint8 pixels `(num_temporal_views * num_spatial_crops, num_frames, 3, height,
-        width)` in the processor's view layout (temporal view by temporal view, then crop by crop), and for each view
-        the indices of its frames in the video.
+        `(views, frame_indices, labels)`: uint8 pixels `(num_temporal_views * num_spatial_crops, num_frames, 3,
+        height, width)` in the processor's view layout (temporal view by temporal view, then crop by crop), for each
+        view the indices of its frames in the video, and its name (`view_labels`).
     """
     features = processor(
         video, do_rescale=False, do_normalize=False, return_tensors="pt", return_metadata=True, **view_options
     )
     views = features["pixel_values"]
-    indices = features["video_metadata"][0].frames_indices
+    metadata = features["video_metadata"][0]
     num_crops = view_options.get("num_spatial_crops") or processor.num_spatial_crops
     num_frames = views.shape[1]
+    indices = metadata.frames_indices
     view_indices = [list(indices[start : start + num_frames]) for start in range(0, len(indices), num_frames)]
-    return views, [frames for frames in view_indices for _ in range(num_crops)]
+    portrait = (metadata.height or 0) > (metadata.width or 0)
+    labels = view_labels(len(view_indices), num_crops, portrait)
+    return views, [frames for frames in view_indices for _ in range(num_crops)], labels
 
 
 def render_frame_strip(
@@ -53,9 +69,10 @@ def render_frame_strip(
     frame_indices: Sequence[Sequence[int]] | None = None,
     caption: str | None = None,
     frame_height: int | None = 128,
+    labels: Sequence[str] | None = None,
 ) -> Image.Image:
-    """Lay clips out as a picture: one row per view, frames left to right, the caption above, each frame's index
-    in the video under it.
+    """Lay clips out as a picture: one row per view, frames left to right, the caption above, each row's label above
+    it and each frame's index in the video under it.
 
     Args:
         views: uint8 pixels `(views, frames, 3, height, width)` (see `sampled_views`).
@@ -63,6 +80,7 @@ def render_frame_strip(
         caption: the text above the rows, for example `prediction_caption(predictions)`.
         frame_height: height of each frame in the picture (nearest-neighbour when enlarging, so the model's pixels
             stay visible); `None` keeps the model's size.
+        labels: a name for each view, written above its row (see `view_labels`).
 
     Returns:
         An RGB `PIL.Image.Image`.
@@ -77,26 +95,34 @@ def render_frame_strip(
             f"`frame_indices` must hold {views.shape[1]} indices for each of the {len(views)} views, got"
             f" {[len(indices) for indices in frame_indices]}."
         )
+    if labels is not None and len(labels) != len(views):
+        raise ValueError(f"`labels` must name each of the {len(views)} views, got {len(labels)} labels.")
     num_views, num_frames, _, height, width = views.shape
     size = (width, height) if frame_height is None else (max(1, round(width * frame_height / height)), frame_height)
     font = ImageFont.load_default(size=max(12, size[1] // 9))
     caption_font = ImageFont.load_default(size=max(16, size[1] // 6))
     top = GAP + (caption_font.getbbox(caption)[3] + GAP if caption else 0)
-    row_height = size[1] + GAP + (font.getbbox("frame 0")[3] + GAP if frame_indices is not None else 0)
+    label_height = font.getbbox("clip 0")[3] + GAP if labels is not None else 0
+    row_height = label_height + size[1] + GAP + (font.getbbox("frame 0")[3] + GAP if frame_indices is not None else 0)
     strip_width = GAP + num_frames * (size[0] + GAP)
     caption_width = 2 * GAP + caption_font.getbbox(caption)[2] if caption else 0
-    picture = Image.new("RGB", (max(strip_width, caption_width), top + num_views * row_height), BACKGROUND)
+    label_width = 2 * GAP + max(font.getbbox(label)[2] for label in labels) if labels else 0
+    picture_width = max(strip_width, caption_width, label_width)
+    picture = Image.new("RGB", (picture_width, top + num_views * row_height), BACKGROUND)
     draw = ImageDraw.Draw(picture)
     if caption:
         draw.text((GAP, GAP), caption, fill=TEXT_COLOUR, font=caption_font)
     for view, clip in enumerate(views):
         y = top + view * row_height
+        if labels is not None:
+            draw.text((GAP, y), labels[view], fill=TEXT_COLOUR, font=font)
+            y += label_height
         for position, frame in enumerate(clip):
             x = GAP + position * (size[0] + GAP)
             picture.paste(_frame_image(frame, size), (x, y))
             if frame_indices is not None:
-                label = f"frame {frame_indices[view][position]}"
-                draw.text((x, y + size[1] + GAP // 2), label, fill=INDEX_COLOUR, font=font)
+                index = f"frame {frame_indices[view][position]}"
+                draw.text((x, y + size[1] + GAP // 2), index, fill=INDEX_COLOUR, font=font)
     return picture
 
 
@@ -116,13 +142,14 @@ def frame_strip(
         caption: the text above the frames, for example `prediction_caption(predictions)`.
         path: where to save the picture as PNG (its folder is created), if given.
         frame_height: height of each frame in the picture; `None` keeps the model's size.
-        view_options: `num_temporal_views` and `num_spatial_crops` (default the processor's): one row per view.
+        view_options: `num_temporal_views` and `num_spatial_crops` (default the processor's): one row per view,
+            labelled when there are several.
 
     Returns:
         The picture, an RGB `PIL.Image.Image`.
     """
-    views, frame_indices = sampled_views(video, processor, **view_options)
-    picture = render_frame_strip(views, frame_indices, caption, frame_height)
+    views, frame_indices, labels = sampled_views(video, processor, **view_options)
+    picture = render_frame_strip(views, frame_indices, caption, frame_height, labels if len(views) > 1 else None)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         picture.save(path, format="PNG")

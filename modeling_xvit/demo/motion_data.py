@@ -17,14 +17,13 @@ random directions, brightness flicker, pixel noise). The class depends only on t
 What a small model learns from scratch (8 frames of 64 x 64, a 4-layer XViT of width 64, AdamW 5e-4, batch 16,
 measured on a CPU): the four drift directions, with the default distractors, in a few hundred steps; the four
 rotation and zoom classes stayed at chance for 1,500 steps, and all eight classes reached 60% after 2,500 steps.
-Run from the repository root; this writes
-`ROOT/{train,validation,test}/<class>/<class>_NNNNN.mp4` and `ROOT/labels.txt`:
+This writes `motion-data/{train,validation,test}/<class>/<class>_NNNNN.mp4` and `motion-data/labels.txt`:
 
-    python examples/motion_dataset.py --output-dir motion-data --classes left right up down
+    xvit-motion-data --output-dir motion-data --classes left right up down
+    python -m modeling_xvit.demo.motion_data --output-dir motion-data --classes left right up down   # the same
 """
 
 import argparse
-import fractions
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -32,8 +31,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import av
 import numpy as np
+
+from modeling_xvit.demo.video_writer import write_video
 
 # Class name -> the class of the same clip played backwards. Directions are as seen on the screen.
 OPPOSITE = {
@@ -329,20 +329,6 @@ def generate_clips(
     """The first `count` clips of class `label` in `split` of the data set drawn with `seed`."""
     for index in range(count):
         yield draw_clip(label, np.random.default_rng(clip_seed(seed, split, label, index)), settings)
-
-
-def write_video(path: "str | Path", frames: np.ndarray, fps: int) -> None:
-    """Writes `(T, H, W, 3)` uint8 RGB frames as H.264 in mp4, every frame a key frame (no inter-frame coding)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(
-            "libx264", rate=fractions.Fraction(fps), options={"crf": "18", "preset": "veryfast"}
-        )
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.codec_context.gop_size = 1
-        stream.codec_context.thread_count = 1  # tiny frames: threads cost more than they save
-        for pixels in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
-        container.mux(stream.encode())
 
 
 def _write_clip(job: tuple[Path, str, list[int], MotionSettings]) -> None:

@@ -79,9 +79,22 @@ def run_checks(folder: str, video: str) -> list[tuple[str, Callable[[], str]]]:
         _require_remote_code(classify.model)
         _require_remote_code(classify.video_processor)
         found["top_k"] = min(5, classify.model.config.num_labels)
+        found["classify"] = classify
         found["pipeline"] = classify(video, top_k=found["top_k"])
         _check_predictions(found["pipeline"], classify.model.config.id2label, found["top_k"])
         return f"top-1 {found['pipeline'][0]['label']!r} ({found['pipeline'][0]['score']:.3f})"
+
+    def batched_pipeline() -> str:
+        if "pipeline" not in found:
+            raise AssertionError("the pipeline did not load or answer")
+        batched = found["classify"]([video] * 3, batch_size=2, top_k=found["top_k"])
+        expected = found["pipeline"]
+        for answer in batched:
+            if [entry["label"] for entry in answer] != [entry["label"] for entry in expected] or max(
+                abs(a["score"] - b["score"]) for a, b in zip(answer, expected, strict=True)
+            ) > SCORE_TOLERANCE:
+                raise AssertionError(f"batched, the pipeline answers {answer!r}; one at a time {expected!r}")
+        return "3 videos in batches of 2, the same answers as one at a time"
 
     def endpoint_handler() -> str:
         handler = _load_endpoint_handler(folder)
@@ -108,6 +121,7 @@ def run_checks(folder: str, video: str) -> list[tuple[str, Callable[[], str]]]:
         ("AutoModelForVideoClassification", classifier),
         ("AutoVideoProcessor", processor),
         ('pipeline("video-classification")', video_pipeline),
+        ("pipeline batch_size=2", batched_pipeline),
         ("Inference Endpoints handler", endpoint_handler),
         ("no modeling_xvit import", package_not_imported),
     ]

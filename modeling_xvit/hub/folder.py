@@ -26,8 +26,9 @@ from glob import escape
 from pathlib import Path
 
 import torch
+from transformers.dynamic_module_utils import get_relative_import_files
 
-from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTModel, XViTVideoProcessor
+from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTImageProcessor, XViTModel, XViTVideoProcessor
 from modeling_xvit.errors import ConversionError
 from modeling_xvit.hub.card import ModelCardInputs, render_model_card
 
@@ -35,8 +36,31 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 PROCESSOR_CONFIG_NAME = "video_preprocessor_config.json"
+IMAGE_PROCESSOR_CONFIG_NAME = "preprocessor_config.json"
+HANDLER_NAME = "handler.py"
+CARD_NAME = "README.md"
 # The Inference Endpoints handler copied into every folder (it imports only the standard library, torch, transformers).
-HANDLER_SOURCE = Path(__file__).with_name("handler.py")
+HANDLER_SOURCE = Path(__file__).with_name(HANDLER_NAME)
+
+
+def _reference(cls: type) -> str:
+    """`module.Class` as `auto_map` names a class of a flat remote-code file."""
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+
+# The only place that says which Auto class loads which class of the folder's remote code, config file by config file.
+# The backbone (AutoModel) loads from a classifier's folder too. The image processor's config is there for the
+# pipeline: `pipeline(..., batch_size=2)` batches only a model with an image processor (or a tokenizer or feature
+# extractor), even when it preprocesses with the video processor.
+AUTO_MAP = {
+    CONFIG_NAME: {
+        "AutoConfig": _reference(XViTConfig),
+        "AutoModel": _reference(XViTModel),
+        "AutoModelForVideoClassification": _reference(XViTForVideoClassification),
+    },
+    PROCESSOR_CONFIG_NAME: {"AutoVideoProcessor": _reference(XViTVideoProcessor)},
+    IMAGE_PROCESSOR_CONFIG_NAME: {"AutoImageProcessor": _reference(XViTImageProcessor)},
+}
 
 
 # --- The output location ------------------------------------------------------------------------------------------
@@ -147,20 +171,91 @@ def _check_processor_fits(processor: XViTVideoProcessor, config: XViTConfig) -> 
         )
 
 
-def _auto_map(model: XViTForVideoClassification) -> dict[str, str]:
-    """The Auto classes the folder serves as remote code; the backbone (AutoModel) loads from a classifier's folder."""
-    classes = {
-        "AutoConfig": type(model.config),
-        "AutoModel": XViTModel,
-        "AutoModelForVideoClassification": XViTForVideoClassification,
-    }
-    return {auto: f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}" for auto, cls in classes.items()}
+def image_processor_for(video_processor: XViTVideoProcessor) -> XViTImageProcessor:
+    """The image processor with the video processor's resize, crop, normalisation and clip sampling (one view of
+    decoded frames): the folder's `preprocessor_config.json`."""
+    options = video_processor.to_dict()
+    return XViTImageProcessor(
+        **{name: options[name] for name in XViTImageProcessor.valid_kwargs.__annotations__ if name in options}
+    )
+
+
+# --- The remote code ------------------------------------------------------------------------------------------------
+
+
+def code_files() -> list[Path]:
+    """The package's remote-code files that a folder carries: the modules `AUTO_MAP` names and those they import."""
+    package = Path(__file__).resolve().parents[1]
+    modules = {package / f"{ref.split('.')[0]}.py" for entries in AUTO_MAP.values() for ref in entries.values()}
+    imported = {Path(path).resolve() for module in modules for path in get_relative_import_files(module)}
+    return sorted(modules | imported)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    _write_atomically(path, text.encode("utf-8"))
+
+
+def _json_text(config: Mapping) -> str:
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def _with_auto_map(config: dict, config_name: str) -> dict:
+    return {**config, "auto_map": {**(config.get("auto_map") or {}), **AUTO_MAP[config_name]}}
+
+
+def _write_code(folder: Path) -> None:
+    """The code files and the handler, and `auto_map` in the processor configs present; files that already hold what
+    would be written are left untouched (a committed folder stays unchanged)."""
+    for source in (*code_files(), HANDLER_SOURCE):
+        target = folder / source.name
+        if not target.is_file() or target.read_bytes() != source.read_bytes():
+            _write_atomically(target, source.read_bytes())
+    for name in (PROCESSOR_CONFIG_NAME, IMAGE_PROCESSOR_CONFIG_NAME):
+        if (folder / name).is_file():
+            config = json.loads((folder / name).read_text(encoding="utf-8"))
+            if _with_auto_map(config, name) != config:
+                _write_text_atomically(folder / name, _json_text(_with_auto_map(config, name)))
+
+
+def write_code_files(folder: str | os.PathLike) -> Path:
+    """(Re)write the remote code of a model folder that holds the weights and configs: the package's code files
+    (`code_files`), the Inference Endpoints `handler.py`, and `auto_map` (`AUTO_MAP`) in each config present,
+    `config.json` last. Afterwards the folder loads with `trust_remote_code=True` where `modeling_xvit` is not
+    installed. Files that already hold what would be written are left untouched.
+
+    `write_hub_folder` writes every folder's code with it; the demo model's folder, committed without code, gets its
+    code from it when the demo, the Space or a push needs it.
+    """
+    folder = Path(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        raise ConversionError(f"{folder} is not a model folder: it has no {CONFIG_NAME}.")
+    _write_code(folder)
+    config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    if _with_auto_map(config, CONFIG_NAME) != config:
+        _write_text_atomically(folder / CONFIG_NAME, _json_text(_with_auto_map(config, CONFIG_NAME)))
+    return folder
+
+
+def _is_weights_file(name: str) -> bool:
+    """`model.safetensors`, or the shards `model-00001-of-00002.safetensors` and their index."""
+    return name == "model.safetensors.index.json" or (name.startswith("model") and name.endswith(".safetensors"))
+
+
+def hub_folder_files(folder: str | os.PathLike) -> list[Path]:
+    """The files of `folder` that make its Hub folder, those `write_hub_folder` writes (weights, configs, code,
+    handler, card), without what else lies beside them, such as a training run's checkpoints, logs and predictions."""
+    names = {*AUTO_MAP, HANDLER_NAME, CARD_NAME, *(path.name for path in code_files())}
+    files = (path for path in Path(folder).iterdir() if path.name in names or _is_weights_file(path.name))
+    return sorted(path for path in files if path.is_file())
+
+
+# --- Writing a folder -----------------------------------------------------------------------------------------------
 
 
 def _fill_folder(
@@ -171,14 +266,14 @@ def _fill_folder(
     check: Callable[[Path], None] | None,
     state_dict: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write every file of the folder, `config.json` last, then run `check` on it. The model and the processor are
+    """Write every file of the folder, `config.json` last, then run `check` on it. The model and the processors are
     saved into a hidden scratch folder first, because `save_pretrained` writes `config.json` before the weights."""
     (folder / CONFIG_NAME).unlink(missing_ok=True)  # rewriting a folder in place: not a model until done
     scratch = Path(tempfile.mkdtemp(prefix=".writing.", dir=folder))
     try:
-        # safetensors weights, config, and the code files (registered Auto classes)
-        model.save_pretrained(scratch, state_dict=state_dict)
-        video_processor.save_pretrained(scratch)  # processor config with `auto_map`, and its code files
+        model.save_pretrained(scratch, state_dict=state_dict)  # safetensors weights and the config
+        video_processor.save_pretrained(scratch)
+        image_processor_for(video_processor).save_pretrained(scratch)
         config = json.loads((scratch / CONFIG_NAME).read_text(encoding="utf-8"))
         (scratch / CONFIG_NAME).unlink()
         for path in scratch.iterdir():
@@ -188,10 +283,9 @@ def _fill_folder(
             os.replace(path, folder / path.name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copyfile(HANDLER_SOURCE, folder / "handler.py")
-    _write_text_atomically(folder / "README.md", card_text)
-    config["auto_map"] = {**config.get("auto_map", {}), **_auto_map(model)}
-    _write_text_atomically(folder / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    _write_code(folder)
+    _write_text_atomically(folder / CARD_NAME, card_text)
+    _write_text_atomically(folder / CONFIG_NAME, _json_text(_with_auto_map(config, CONFIG_NAME)))
     if check is not None:
         check(folder)
 
