@@ -136,13 +136,15 @@ def test_command_line_prepares_in_parallel_processes(video_folder, tmp_path):
 def test_prepared_splits_read_back_with_labels_and_metadata(video_folder, tmp_path, streaming):
     output = tmp_path / "prepared"
     prepare(video_folder, output)
-    splits, class_names = load_prepared_splits(output, streaming=streaming, cache_dir=str(tmp_path / "cache"))
+    cache = str(tmp_path / "cache")
+    splits, class_names = load_prepared_splits(output, streaming=streaming, cache_dir=cache, label_column="label")
     assert class_names == ["left", "right", "still"] and set(splits) == {"train", "validation"}
+    assert splits["train"].features["label"].names == class_names
     rows = list(splits["train"])
     assert len(rows) == 6
     for row in rows:
-        assert row["cls"] == row["json"]["label"]
-        assert class_names[row["cls"]] == Path(row["json"]["source"]).parent.name
+        assert row["label"] == row["json"]["label"]
+        assert class_names[row["label"]] == Path(row["json"]["source"]).parent.name
         assert stream_facts(row["mp4"]["bytes"])[:2] == (8, 25.0)
 
 

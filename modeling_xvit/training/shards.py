@@ -29,10 +29,11 @@ VIDEO_COLUMN, LABEL_COLUMN, METADATA_COLUMN = "mp4", "cls", "json"
 
 
 def load_prepared_splits(
-    folder: str | Path, streaming: bool = False, cache_dir: str | None = None
+    folder: str | Path, streaming: bool = False, cache_dir: str | None = None, label_column: str = LABEL_COLUMN
 ) -> tuple[dict[str, datasets.Dataset | datasets.IterableDataset], list[str]]:
-    """The splits of a prepared folder, read by `datasets` (streamed when `streaming`), with the videos as bytes, and
-    the class names."""
+    """The splits of a prepared folder, read by `datasets` (streamed when `streaming`), and the class names. The videos
+    are read as bytes, the labels as a `ClassLabel` column `label_column` (the index's class names), so that the
+    training script finds the classes without --class_names."""
     index = load_index(folder)
     data_files = {
         split: [str(Path(folder) / shard["path"]) for shard in entry["shards"] if shard["videos"]]
@@ -43,7 +44,11 @@ def load_prepared_splits(
         raise ValueError(f"The prepared folder {folder} holds no videos (see its index.json for the bad ones).")
     loaded = datasets.load_dataset("webdataset", data_files=data_files, streaming=streaming, cache_dir=cache_dir)
     # Videos are decoded by the collator, never by `datasets` (whose video decoding needs torchcodec).
-    splits = {split: rows.cast_column(VIDEO_COLUMN, datasets.Video(decode=False)) for split, rows in loaded.items()}
+    splits = {}
+    for split, rows in loaded.items():
+        rows = rows.cast_column(VIDEO_COLUMN, datasets.Video(decode=False))
+        rows = rows.rename_column(LABEL_COLUMN, label_column) if label_column != LABEL_COLUMN else rows
+        splits[split] = rows.cast_column(label_column, datasets.ClassLabel(names=index["class_names"]))
     return splits, index["class_names"]
 
 
