@@ -352,6 +352,19 @@ def test_kinetics_checkpoint_gets_dense_sampling_and_kinetics600_labels(tmp_path
     assert processor["size"] == {"shortest_edge": 36} and processor["crop_size"] == {"height": IMAGE, "width": IMAGE}
     config = json.loads((output_dir / "config.json").read_text())
     assert len(config["id2label"]) == 600 and config["id2label"]["1"] == "acting in play"
+    # A Kinetics model: the card's widget shows Kinetics clips, and it says what the model was trained on.
+    card = ModelCard.load(output_dir / "README.md")
+    assert [example["example_title"] for example in card.data.widget] == ["Archery", "Bowling"]
+    assert card.data.datasets == ["kinetics-600"] and "**Training data:** Kinetics-600." in card.text
+
+
+def test_a_checkpoint_of_another_data_set_gets_no_made_up_data_set_id_nor_kinetics_widget(tmp_path):
+    state_dict, cfg = case("mixing_in_layer_1_of_3")  # DATASET kinetics with 5 classes: no known data set
+    checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
+    output_dir = convert_original_checkpoint(checkpoint, tmp_path / "converted", num_attention_heads=HEADS)
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.datasets is None and card.data.get("widget") is None  # before: kinetics5 and Kinetics clips
+    assert "**Training data:** the data set 'kinetics' of the checkpoint's training config." in card.text
 
 
 def test_bare_state_dict_with_module_prefix_and_config_file(tmp_path):

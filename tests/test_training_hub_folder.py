@@ -100,7 +100,8 @@ def test_push_to_hub_publishes_the_complete_model_folder_with_our_card(
             expected[split, f"Top-1 accuracy ({views})"] = round(100 * all_results[f"{key}_top1_accuracy"], 2)
     assert model_index(card) == expected  # no top-5 with 5 classes or fewer, where it is 100% whatever the model
     assert all_results["eval_top5_accuracy"] == 1.0 and len(json.loads(commit.files["config.json"])["id2label"]) <= 5
-    assert card.data.datasets == [video_root.name] and card.data.base_model is None
+    assert card.data.datasets is None and card.data.base_model is None  # local videos: no Hub data set id
+    assert f"**Training data:** local videos from the folder `{video_root.name}`." in card.text
     assert "Trained from scratch" in card.text and "| global batch | 4 (4 per device x 1 device" in card.text
     assert f"--hub_token {REDACTED}" in card.text and TOKEN not in card.text
 
@@ -196,5 +197,6 @@ def test_card_of_a_model_started_from_an_image_vit(tmp_path):
     data_args = DataArguments(data_dir=str(tmp_path / "my-videos"))
     _, _, training_args = parse_arguments(["--output_dir", str(tmp_path / "run"), "--use_cpu"])
     inputs = training_card_inputs(model_args, data_args, training_args, XViTConfig(), [], TrainerState(global_step=1))
-    assert inputs.origin.startswith(f"Trained from the image ViT `{tmp_path / 'vit'}` (`--init_from_image_model`)")
-    assert inputs.base_model is None and inputs.dataset == "my-videos" and inputs.model_id == "run"
+    assert inputs.origin.startswith("Trained from the image ViT `../vit` (`--init_from_image_model`)")  # no local path
+    assert inputs.base_model is None and inputs.dataset is None and inputs.model_id == "run"
+    assert inputs.training_data == "local videos from the folder `my-videos`"

@@ -28,7 +28,7 @@ import yaml
 from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTVideoProcessor
 from modeling_xvit.conversion.original_reference import OriginalXViTArchitecture, original_xvit_forward
 from modeling_xvit.errors import ConversionError, run_conversion
-from modeling_xvit.hub.card import ORIGINAL_CODE_URL, CardResult, ModelCardInputs, reported_results
+from modeling_xvit.hub.card import DATASETS, ORIGINAL_CODE_URL, CardResult, ModelCardInputs, reported_results
 from modeling_xvit.hub.folder import check_output_dir, write_hub_folder
 from modeling_xvit.hub.upload import add_folder_arguments, publish_if_asked
 from modeling_xvit.hub.verify import check_hub_folder
@@ -591,7 +591,10 @@ def model_card_inputs(
         f" {test['NUM_SPATIAL_CROPS']} spatial x {test['NUM_ENSEMBLE_VIEWS']} temporal views.",
         model_id=model_id,
         command=command,
-        dataset=dataset,
+        dataset=dataset if dataset in DATASETS else None,
+        training_data=None
+        if dataset in DATASETS
+        else f"the data set {original_config['TRAIN']['DATASET']!r} of the checkpoint's training config",
         base_model=BASE_MODEL_HUB_IDS.get(original_config["XVIT"]["BASE_MODEL"]),
         results=results,
     )

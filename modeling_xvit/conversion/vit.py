@@ -207,14 +207,17 @@ def model_card_inputs(args: argparse.Namespace, output_dir: Path) -> ModelCardIn
     ):
         if value is not None:
             words += [flag, str(value)]
+    image_model = args.base_model or Path(args.vit).name
     return ModelCardInputs(
-        origin=f"Initialised from the image ViT `{args.base_model or Path(args.vit).name}` as the paper does: the"
+        origin=f"Initialised from the image ViT `{image_model}` as the paper does: the"
         " patch and position embeddings, the transformer blocks and the final norm are the image model's; the temporal"
         " embedding starts at zero, so the model starts as the image ViT applied to every frame; the"
         " temporal-attention head and the classifier are freshly initialised.",
         model_id=args.push_to_hub or output_dir.name,
         command=shlex.join(["python", "-m", "modeling_xvit.conversion.vit", *words]),
+        training_data=f"no video yet; the backbone learnt from the images of `{image_model}`",
         base_model=args.base_model,
+        widget=(),  # an untrained head: no example answer means anything
         intended_use="A starting point for fine-tuning on video classification: the temporal-attention head and the"
         " classifier are untrained, so its predictions mean nothing until it is fine-tuned.",
     )

@@ -7,16 +7,22 @@ it does, how to use it (pipeline, AutoModel, multi-view evaluation, Inference En
 
 Results come from the authors' publication for converted checkpoints (`reported_results`) or from a training run's
 `all_results.json` (`results_from_all_results`, keys in `all_results_keys`).
+
+The card describes the model it carries: the data it was trained on (a Hub data set id goes into the metadata, local
+data only into the text), widget examples only when the model's classes include theirs, limitations that fit the
+data, and metadata checked against the Hub's formats (license identifiers, repository ids) before anything is written.
 """
 
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from modeling_xvit import XViTConfig
 
@@ -36,8 +42,15 @@ DATASETS = {
     "kinetics600": ("kinetics-600", "Kinetics-600"),
     "ssv2": ("something-something-v2", "Something-Something-v2"),
 }
-# Kinetics clips that the Hub's documentation uses for video classification; shown as the widget's examples.
-DEFAULT_WIDGET = (
+# What each known data set's videos are, for the limitations paragraph.
+DATASET_CONTENT = {
+    "kinetics400": "web videos of a fixed list of human actions",
+    "kinetics600": "web videos of a fixed list of human actions",
+    "ssv2": "crowd-sourced clips of people doing scripted actions with everyday objects",
+}
+# Kinetics clips that the Hub's documentation uses for video classification: the widget's examples for a model whose
+# classes include theirs (a Kinetics model), none for any other.
+KINETICS_WIDGET = (
     {
         "src": "https://huggingface.co/datasets/nateraw/kinetics-mini/resolve/main/val/archery/-Qz25rXdMjE_000014_000024.mp4",
         "example_title": "Archery",
@@ -47,6 +60,19 @@ DEFAULT_WIDGET = (
         "example_title": "Bowling",
     },
 )
+# The license identifiers the Hub recognises in a card's metadata (anything else: "other").
+HUB_LICENSES = frozenset(
+    """apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0
+    bigcode-openrail-m afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc
+    cc0-1.0 cc-by-2.0 cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0
+    cc-by-nd-4.0 cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0
+    cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl
+    gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc h-research intel-research lppl-1.3c ms-pl apple-ascl apple-amlr
+    mpl-2.0 odc-by odbl openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr
+    deepfloyd-if-license llama2 llama3 llama3.1 llama3.2 llama3.3 llama4 gemma unknown other""".split()
+)
+# The model-index's data-set type for local data: the `datasets` builder for a folder of videos.
+LOCAL_DATASET_TYPE = "videofolder"
 
 
 @dataclass(frozen=True)
@@ -70,25 +96,30 @@ class ModelCardInputs:
         origin: how the weights were made, one Markdown paragraph ("Converted from ...", "Fine-tuned from ...").
         model_id: the Hub id (or folder) used in the usage examples.
         command: the exact command that made the folder, shown as a shell block.
-        dataset: the training data: a short name of `DATASETS` (kinetics400, kinetics600, ssv2) or any name.
+        dataset: the training data when it is a known or Hub data set: a short name of `DATASETS` (kinetics400,
+            kinetics600, ssv2) or a Hub data-set id; it goes into the card's `datasets` metadata.
+        training_data: what the training data is when it is not a Hub data set (local videos), in words; shown in
+            the card's text, never as a data-set id.
         base_model: the Hub id of the model these weights start from (a fine-tuned or converted model's parent).
         results: accuracy figures for the results table and the `model-index`.
         recipe: training hyper-parameters, shown as a table.
         intended_use: replaces the default paragraph on what the model is for.
-        license, tags, widget: Hub metadata; `tags` are added to video-classification, xvit and custom_code.
+        license, tags, widget: Hub metadata; `tags` are added to video-classification, xvit and custom_code. The
+            widget defaults to the Kinetics examples when the model's classes include theirs, else none.
     """
 
     origin: str
     model_id: str = "."
     command: str | None = None
     dataset: str | None = None
+    training_data: str | None = None
     base_model: str | None = None
     results: Sequence[CardResult] = ()
     recipe: Mapping[str, Any] | None = None
     intended_use: str | None = None
     license: str = "apache-2.0"
     tags: Sequence[str] = ()
-    widget: Sequence[Mapping[str, str]] = field(default=DEFAULT_WIDGET)
+    widget: Sequence[Mapping[str, str]] | None = None
 
 
 # --- Results ------------------------------------------------------------------------------------------------------
@@ -135,7 +166,7 @@ def _percent(metrics: Mapping[str, Any], key: str, source: str) -> float | None:
     return round(100 * value, 2)
 
 
-def _view_count(metrics: Mapping[str, Any], key: str, source: str) -> int:
+def _viewcount_of(metrics: Mapping[str, Any], key: str, source: str) -> int:
     value = metrics.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{source}: {key} should be a positive integer (the views of the evaluation), got {value!r}.")
@@ -160,7 +191,7 @@ def results_from_all_results(
         results.append(CardResult(top1, top5, "1 clip, centre crop", 1, 1, split=split))
     top1, top5 = (_percent(metrics, key, source) for key in keys["multi_view"])
     if top1 is not None:
-        temporal, spatial = (_view_count(metrics, key, source) for key in keys["multi_view_counts"])
+        temporal, spatial = (_viewcount_of(metrics, key, source) for key in keys["multi_view_counts"])
         results.append(
             CardResult(top1, top5, f"{spatial} spatial x {temporal} temporal", temporal, spatial, split=split)
         )
@@ -207,14 +238,51 @@ def _eval_results(results: Sequence[CardResult], dataset_id: str, dataset_name: 
 # --- The card -----------------------------------------------------------------------------------------------------
 
 
-def _count(number: int, noun: str, plural: str | None = None) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
+def count_of(number: float, noun: str, plural: str | None = None) -> str:
+    """`1 step`, `12 steps`, `2.5 epochs`."""
+    written = f"{number:g}" if isinstance(number, float) else str(number)
+    return f"{written} {noun}" if number == 1 else f"{written} {plural or noun + 's'}"
 
 
 def _dataset_names(dataset: str | None) -> tuple[str, str] | None:
+    """(Hub id, display name) of a known or Hub data set."""
     if dataset is None:
         return None
     return DATASETS.get(dataset, (dataset, dataset))
+
+
+def _data_words(inputs: ModelCardInputs) -> str | None:
+    """The training data in the card's words: a data set's display name, else the description of local data."""
+    names = _dataset_names(inputs.dataset)
+    return names[1] if names else inputs.training_data
+
+
+def _check_hub_formats(inputs: ModelCardInputs) -> None:
+    """Refuse metadata the Hub would not recognise: a license that is not a Hub identifier, ids that are no ids."""
+    if inputs.license not in HUB_LICENSES:
+        raise ValueError(
+            f"license {inputs.license!r} is not a license identifier of the Hub (for example apache-2.0, mit,"
+            " cc-by-4.0; 'other' for any other license)."
+        )
+    for what, value in (("base_model", inputs.base_model), ("dataset", inputs.dataset)):
+        if value is None or value in DATASETS:
+            continue
+        try:
+            validate_repo_id(value)
+        except HFValidationError as error:
+            raise ValueError(f"{what} {value!r} is not a Hub repository id ({error})") from None
+        if Path(value).exists():
+            raise ValueError(
+                f"{what} {value!r} names a local path, not a Hub repository; describe local training data with"
+                " `training_data`."
+            )
+
+
+def _widget(config: XViTConfig, inputs: ModelCardInputs) -> list[dict[str, str]]:
+    if inputs.widget is not None:
+        return [dict(example) for example in inputs.widget]
+    classes = {label.lower() for label in config.id2label.values()}
+    return [dict(example) for example in KINETICS_WIDGET if example["example_title"].lower() in classes]
 
 
 def _title(config: XViTConfig, dataset_name: str | None) -> str:
@@ -223,9 +291,11 @@ def _title(config: XViTConfig, dataset_name: str | None) -> str:
 
 def _metadata(config: XViTConfig, inputs: ModelCardInputs) -> ModelCardData:
     names = _dataset_names(inputs.dataset)
-    evals = _eval_results(inputs.results, *names) if names else []
-    if inputs.results and not names:
-        raise ValueError("Results need the data set they were measured on: set ModelCardInputs.dataset.")
+    if inputs.results and not (names or inputs.training_data):
+        raise ValueError(
+            "Results need the data set they were measured on: set ModelCardInputs.dataset or training_data."
+        )
+    evals = _eval_results(inputs.results, *(names or (LOCAL_DATASET_TYPE, inputs.training_data)))
     return ModelCardData(
         library_name="transformers",
         pipeline_tag="video-classification",
@@ -233,9 +303,10 @@ def _metadata(config: XViTConfig, inputs: ModelCardInputs) -> ModelCardData:
         tags=list(dict.fromkeys(["video-classification", "xvit", "custom_code", *inputs.tags])),
         datasets=[names[0]] if names else None,
         base_model=inputs.base_model,
-        model_name=_title(config, names[1] if names else None),
+        # The model-index's name: written with results only.
+        model_name=_title(config, names[1] if names else None) if evals else None,
         eval_results=evals or None,
-        widget=[dict(example) for example in inputs.widget],
+        widget=_widget(config, inputs) or None,
     )
 
 
@@ -243,7 +314,7 @@ def _format_percent(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def _results_section(inputs: ModelCardInputs, dataset_name: str | None) -> str:
+def _results_section(inputs: ModelCardInputs, data_words: str | None) -> str:
     if not inputs.results:
         return "No accuracy has been measured for these weights; evaluate them on your data."
     rows = "\n".join(
@@ -252,16 +323,20 @@ def _results_section(inputs: ModelCardInputs, dataset_name: str | None) -> str:
     )
     if all(result.reported_by_authors for result in inputs.results):
         where = (
-            f"Accuracy on {dataset_name} as reported by the authors for the released checkpoint (not re-measured"
+            f"Accuracy on {data_words} as reported by the authors for the released checkpoint (not re-measured"
             " after conversion; the converter is tested to reproduce the original's logits to 1e-4):"
         )
     else:
-        where = f"Accuracy on {dataset_name}, measured by the training run that produced these weights:"
+        where = f"Accuracy on {data_words}, measured by the training run that produced these weights:"
     return f"{where}\n\n| test views | split | top-1 | top-5 |\n|---|---|---|---|\n{rows}"
 
 
 def _made_section(inputs: ModelCardInputs) -> str:
     parts = [inputs.origin]
+    data_words = _data_words(inputs)
+    parts.append(
+        f"**Training data:** {data_words}." if data_words else "**Training data:** none given for these weights."
+    )
     if inputs.command:
         parts.append(f"```bash\n{inputs.command}\n```")
     if inputs.recipe:
@@ -274,45 +349,48 @@ def _architecture(config: XViTConfig) -> str:
     mixing = (
         f"space-time mixing in layers {list(config.space_time_mixing_layers)} (the keys and values of each frame take"
         f" {config.space_time_mixing_channels} of {config.hidden_size} channels from each neighbouring frame, within"
-        f" segments of {_count(config.space_time_mixing_segment_length, 'frame')})"
+        f" segments of {count_of(config.space_time_mixing_segment_length, 'frame')})"
         if config.space_time_mixing_layers
         else "no space-time mixing"
     )
     if config.temporal_aggregation == "attention":
         head = (
-            f"a temporal-attention head ({_count(config.temporal_attention_num_layers, 'layer')},"
-            f" {_count(config.temporal_attention_num_heads, 'head')}) over the per-frame CLS features"
+            f"a temporal-attention head ({count_of(config.temporal_attention_num_layers, 'layer')},"
+            f" {count_of(config.temporal_attention_num_heads, 'head')}) over the per-frame CLS features"
         )
     else:
         head = "the mean of the per-frame CLS features"
     return (
-        f"A ViT backbone ({_count(config.num_hidden_layers, 'layer')}, hidden size {config.hidden_size},"
-        f" {_count(config.num_attention_heads, 'head')}, patch {config.patch_size}) applied to every frame, with"
-        f" {mixing}; {_count(config.num_temporal_embeddings, 'temporal embedding')}; {head}; then the classifier."
+        f"A ViT backbone ({count_of(config.num_hidden_layers, 'layer')}, hidden size {config.hidden_size},"
+        f" {count_of(config.num_attention_heads, 'head')}, patch {config.patch_size}) applied to every frame, with"
+        f" {mixing}; {count_of(config.num_temporal_embeddings, 'temporal embedding')}; {head}; then the classifier."
         " The cost is that of the image ViT on every frame: space-time mixing only moves channels."
     )
 
 
-def _default_intended_use(config: XViTConfig, dataset_name: str | None) -> str:
-    classes = f"the {config.num_labels} classes of {dataset_name}" if dataset_name else f"{config.num_labels} classes"
+def _default_intended_use(config: XViTConfig, inputs: ModelCardInputs) -> str:
+    data_words = _data_words(inputs)
+    classes = f"the {config.num_labels} classes of {data_words}" if data_words else f"{config.num_labels} classes"
+    content = DATASET_CONTENT.get(inputs.dataset or "")
+    data = f"{data_words} ({content})" if content else (data_words or "the data it was trained on")
     return (
         f"Classifying short video clips into {classes}, or as a starting point for fine-tuning on other video data."
         " The model sees one clip of"
         f" {config.num_frames} frames at {config.image_size} x {config.image_size} pixels per view; long videos are"
-        " summarised by the few clips the processor samples. Its predictions carry the biases of its training data"
-        " (web videos of a fixed list of actions); do not use it to make decisions about people."
+        " summarised by the few clips the processor samples. It knows only the classes above and answers one of them"
+        f" for any video. Its predictions carry the biases and the limits of {data}; check it on your own videos"
+        " before relying on it, and do not use it to make decisions about people."
     )
 
 
 def _body(config: XViTConfig, inputs: ModelCardInputs) -> str:
     names = _dataset_names(inputs.dataset)
-    dataset_name = names[1] if names else None
     model_id = inputs.model_id
-    return f"""# {_title(config, dataset_name)}
+    return f"""# {_title(config, names[1] if names else None)}
 
 XViT ("Space-time Mixing Attention for Video Transformer", Bulat et al., NeurIPS 2021, [paper]({PAPER_URL}))
 classifies {config.num_frames}-frame clips of {config.image_size} x {config.image_size} pixels into
-{_count(config.num_labels, "class", "classes")}. It runs an image ViT on every frame and lets attention see the
+{count_of(config.num_labels, "class", "classes")}. It runs an image ViT on every frame and lets attention see the
 neighbouring frames by mixing a slice of their keys and values, at the cost of the per-frame ViT.
 
 ## How it was made
@@ -321,11 +399,11 @@ neighbouring frames by mixing a slice of their keys and values, at the cost of t
 
 ## Intended use and limitations
 
-{inputs.intended_use or _default_intended_use(config, dataset_name)}
+{inputs.intended_use or _default_intended_use(config, inputs)}
 
 ## Results
 
-{_results_section(inputs, dataset_name)}
+{_results_section(inputs, _data_words(inputs))}
 
 ## Usage
 
@@ -390,7 +468,8 @@ and get `[{{"label": ..., "score": ...}}, ...]`, best first.
 
 def render_model_card(config: XViTConfig, inputs: ModelCardInputs) -> str:
     """The card's text. The metadata is built with `ModelCardData` and read back with `ModelCard`, which raises
-    `ValueError` for metadata the Hub would reject (a malformed model-index, for example)."""
+    `ValueError` for metadata the Hub would reject (a malformed model-index, a license or id of the wrong format)."""
+    _check_hub_formats(inputs)
     metadata = _metadata(config, inputs)
     text = f"---\n{metadata.to_yaml()}\n---\n\n{_body(config, inputs)}"
     card = ModelCard(text, ignore_metadata_errors=False)

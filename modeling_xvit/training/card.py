@@ -1,6 +1,7 @@
 """
 The model card of a training run of `examples/run_video_classification.py`, as the inputs of
-`modeling_xvit.hub.card.render_model_card`: where the weights started from, the command as it was run, the data set,
+`modeling_xvit.hub.card.render_model_card`: where the weights started from, the command as it was run (local paths
+relative to the output folder), the data set (a Hub or known data set in the metadata, local videos in words only),
 the base model, the accuracy read back from the run's own `all_results.json` (one view and the multi-view protocol,
 for the validation and the test split), the recipe, the hyper-parameters the run actually used, and
 `--card_intended_use` when given.
@@ -20,7 +21,14 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import TrainerState, TrainingArguments
 
 from modeling_xvit import XViTConfig
-from modeling_xvit.hub.card import DATASETS, SPLIT_PREFIXES, CardResult, ModelCardInputs, results_from_all_results
+from modeling_xvit.hub.card import (
+    DATASETS,
+    SPLIT_PREFIXES,
+    CardResult,
+    ModelCardInputs,
+    count_of,
+    results_from_all_results,
+)
 from modeling_xvit.training.data import DataArguments
 
 if TYPE_CHECKING:
@@ -41,10 +49,6 @@ def hub_id(name: str | os.PathLike | None) -> str | None:
     return str(name)
 
 
-def _count(number: float, noun: str, plural: str | None = None) -> str:
-    return f"{number:g} {noun}" if number == 1 else f"{number:g} {plural or noun + 's'}"
-
-
 def hub_repo_id(training_args: TrainingArguments) -> str:
     """The repository --push_to_hub publishes to: --hub_model_id, else the output folder's name (as Trainer does)."""
     return training_args.hub_model_id or Path(training_args.output_dir).name
@@ -59,47 +63,76 @@ def check_hub_repo_id(training_args: TrainingArguments) -> None:
         raise ValueError(f"--hub_model_id: {repo_id!r} is not a Hub repository id ({error})") from None
 
 
-def run_command(argv: Sequence[str], hub_token: str | None = None) -> str:
-    """The shell command of the run, its arguments as given, the Hub token replaced wherever it appears."""
-    words = [word.replace(hub_token, REDACTED) for word in argv] if hub_token else list(argv)
+def relative_to_output(word: str, output_dir: str | os.PathLike) -> str:
+    """A local path (absolute, or relative and existing) as seen from the output folder; any other word as it is."""
+    path = Path(word)
+    if not word or not (path.is_absolute() or path.exists()):
+        return word
+    return os.path.relpath(path.absolute(), Path(output_dir).absolute())
+
+
+def run_command(argv: Sequence[str], output_dir: str | os.PathLike, hub_token: str | None = None) -> str:
+    """The shell command of the run: its arguments as given, local paths relative to the output folder (no absolute
+    path of this machine), the Hub token replaced wherever it appears."""
+    words = []
+    for word in argv:
+        if word.startswith("--"):  # --flag, or --flag=value
+            flag, equals, value = word.partition("=")
+            word = flag + equals + relative_to_output(value, output_dir)
+        else:
+            word = relative_to_output(word, output_dir)
+        words.append(word.replace(hub_token, REDACTED) if hub_token else word)
     return shlex.join(["python", SCRIPT, *words])
 
 
-def dataset_name(data_args: DataArguments) -> str:
-    """The data set in the card's words: a Hub data set id, a known label set (kinetics600, ...), else the name of
-    the folder the videos or lists come from."""
+def dataset_name(data_args: DataArguments) -> str | None:
+    """The data set for the card's metadata: a Hub data set id, or a known label set (kinetics600, ...); None for
+    local videos (see `local_data`)."""
     if hub_id(data_args.dataset_name):
         return data_args.dataset_name
     if data_args.class_names in DATASETS:
         return data_args.class_names
+    return None
+
+
+def local_data(data_args: DataArguments) -> str | None:
+    """Local training videos in the card's words: the folder or list they come from, by name (no local path)."""
+    if dataset_name(data_args):
+        return None
     folder = data_args.dataset_name or data_args.data_dir or data_args.train_dir or data_args.validation_dir
     folder = folder or data_args.test_dir
     if folder:
-        return Path(folder).resolve().name
+        return f"local videos from the folder `{Path(folder).resolve().name}`"
     lists = data_args.train_file or data_args.validation_file or data_args.test_file
-    return Path(lists).resolve().parent.name
+    return f"local videos listed in `{Path(lists).name}`" if lists else None
 
 
 def origin(model_args: ModelArguments, training_args: TrainingArguments, state: TrainerState) -> str:
     """How the weights were made: the start point, then the training."""
+    output_dir = training_args.output_dir
     if model_args.model_name_or_path:
-        start = f"Fine-tuned from `{model_args.model_name_or_path}`"
+        start = f"Fine-tuned from `{relative_to_output(model_args.model_name_or_path, output_dir)}`"
         if model_args.freeze_backbone:
             start += " with its backbone frozen (linear probing: only the classifier was trained)"
     elif model_args.init_from_image_model:
         start = (
-            f"Trained from the image ViT `{model_args.init_from_image_model}` (`--init_from_image_model`), as the"
+            f"Trained from the image ViT `{relative_to_output(model_args.init_from_image_model, output_dir)}`"
+            " (`--init_from_image_model`), as the"
             " paper does: the backbone starts from its weights, the temporal embedding at zero, the temporal-attention"
             " head and the classifier afresh"
         )
     else:
-        config = f"the config `{model_args.config_name}`" if model_args.config_name else "the default XViT-B/16 config"
+        config = (
+            f"the config `{relative_to_output(model_args.config_name, output_dir)}`"
+            if model_args.config_name
+            else "the default XViT-B/16 config"
+        )
         start = f"Trained from scratch (random initialisation) from {config}"
         if model_args.config_overrides:
             start += " changed by `--config_overrides` (see the command)"
     return (
         f"{start}, with `{SCRIPT}` (the Transformers `Trainer`) on"
-        f" {_count(training_args.world_size, 'process', 'processes')} for {_count(state.global_step, 'step')}."
+        f" {count_of(training_args.world_size, 'process', 'processes')} for {count_of(state.global_step, 'step')}."
     )
 
 
@@ -113,9 +146,9 @@ def recipe(
     warmup = args.warmup_steps
     schedule = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)  # enums once parsed
     optimizer = getattr(args.optim, "value", args.optim)
-    length = _count(state.global_step, "step")
+    length = count_of(state.global_step, "step")
     if not data_args.streaming and state.epoch:
-        length += f" ({_count(round(state.epoch, 2), 'epoch')})"
+        length += f" ({count_of(round(state.epoch, 2), 'epoch')})"
     return {
         "optimizer": f"{optimizer} ({args.optim_args})" if args.optim_args else optimizer,
         "learning rate": f"{args.learning_rate:g}",
@@ -123,7 +156,7 @@ def recipe(
         "warm-up": f"{warmup:g} of the steps" if 0 < warmup < 1 else f"{int(warmup)} steps",
         "training": length,
         "global batch": f"{per_device * devices * accumulation} ({per_device} per device x"
-        f" {_count(devices, 'device')} x {_count(accumulation, 'accumulation step')})",
+        f" {count_of(devices, 'device')} x {count_of(accumulation, 'accumulation step')})",
         "weight decay": f"{args.weight_decay:g}",
         "label smoothing": f"{args.label_smoothing_factor:g}",
         "MixUp alpha": f"{data_args.mixup_alpha:g}" if data_args.mixup_alpha else "off",
@@ -160,8 +193,9 @@ def training_card_inputs(
     return ModelCardInputs(
         origin=origin(model_args, training_args, state),
         model_id=hub_repo_id(training_args),
-        command=run_command(argv, training_args.hub_token),
+        command=run_command(argv, training_args.output_dir, training_args.hub_token),
         dataset=dataset_name(data_args),
+        training_data=local_data(data_args),
         base_model=hub_id(model_args.model_name_or_path),
         results=run_results(all_results, measured_splits, config.num_labels),
         recipe=recipe(training_args, data_args, config, state),
