@@ -247,12 +247,16 @@ def _is_weights_file(name: str) -> bool:
     return name == "model.safetensors.index.json" or (name.startswith("model") and name.endswith(".safetensors"))
 
 
-def hub_folder_files(folder: str | os.PathLike) -> list[Path]:
-    """The files of `folder` that make its Hub folder, those `write_hub_folder` writes (weights, configs, code,
-    handler, card), without what else lies beside them, such as a training run's checkpoints, logs and predictions."""
+def is_hub_folder_file(name: str) -> bool:
+    """Whether `name` is the name of a file that `write_hub_folder` writes: weights, configs, code, handler, card."""
     names = {*AUTO_MAP, HANDLER_NAME, CARD_NAME, *(path.name for path in code_files())}
-    files = (path for path in Path(folder).iterdir() if path.name in names or _is_weights_file(path.name))
-    return sorted(path for path in files if path.is_file())
+    return name in names or _is_weights_file(name)
+
+
+def hub_folder_files(folder: str | os.PathLike) -> list[Path]:
+    """The files of `folder` that make its Hub folder (`is_hub_folder_file`), without what else lies beside them,
+    such as a training run's checkpoints, logs and predictions."""
+    return sorted(path for path in Path(folder).iterdir() if path.is_file() and is_hub_folder_file(path.name))
 
 
 # --- Writing a folder -----------------------------------------------------------------------------------------------
