@@ -63,7 +63,9 @@ def expected_answer(folder: Path, video: str, top_k: int, **views) -> list[tuple
     return [(LABELS[index], score) for index, score in zip(top.indices.tolist(), top.values.tolist(), strict=True)]
 
 
-def test_handler_answers_bytes_base64_and_urls_and_explains_bad_requests(folder, real_videos, httpserver, tmp_path):
+def test_handler_answers_bytes_and_base64_refuses_internal_urls_and_explains_bad_requests(
+    folder, real_videos, httpserver, tmp_path
+):
     video = real_videos["carphone_pristine"]
     content = Path(video).read_bytes()
     httpserver.expect_request("/clips/carphone.mp4").respond_with_data(content, content_type="video/mp4")
@@ -72,8 +74,8 @@ def test_handler_answers_bytes_base64_and_urls_and_explains_bad_requests(folder,
         {"inputs": "<bytes>", "parameters": {"top_k": 2}},
         {"inputs": encoded, "parameters": {"num_temporal_views": 2, "num_spatial_crops": 3}},
         {"inputs": f"data:video/mp4;base64,{encoded}"},
-        {"inputs": httpserver.url_for("/clips/carphone.mp4"), "parameters": {"top_k": 3}},
         {"inputs": "/etc/passwd"},
+        {"inputs": httpserver.url_for("/clips/carphone.mp4"), "parameters": {"top_k": 3}},  # 127.0.0.1
         {"inputs": base64.b64encode(b"not a video at all").decode()},
         {"inputs": encoded, "parameters": {"top_k": 0}},
         {"inputs": encoded, "parameters": {"top_k": 2, "temperature": 0.5}},
@@ -100,9 +102,13 @@ def test_handler_answers_bytes_base64_and_urls_and_explains_bad_requests(folder,
     assert_answer(answers[0], expected_answer(folder, video, 2))
     assert_answer(answers[1], expected_answer(folder, video, 5, num_temporal_views=2, num_spatial_crops=3))
     assert_answer(answers[2], expected_answer(folder, video, 5))
-    assert_answer(answers[3], expected_answer(folder, video, 3))
-    errors = [answer["error"] for answer in answers[4:]]
+    errors = [answer["error"] for answer in answers[3:]]
     assert "neither an http(s) URL nor a base64-encoded video (local paths are not accepted)" in errors[0]
+    # An endpoint fetches no internal address: the local server is refused before any connection.
+    url = httpserver.url_for("/clips/carphone.mp4")
+    assert errors[1].startswith(f"Could not read the video: Could not download video {url!r}: not a public http(s)")
+    assert httpserver.log == []
+    errors = errors[:1] + errors[2:]
     assert errors[1].startswith("Could not read the video: ")
     assert errors[2] == "Parameter `top_k` must be a positive integer, got 0."
     assert errors[3].startswith("Unknown parameters ['temperature']; the handler takes ['top_k', ")
@@ -196,3 +202,23 @@ def test_a_model_answering_nan_gets_an_error_not_nan_scores(handler, real_videos
     monkeypatch.setattr(handler, "_logits", lambda pixel_values: torch.full((len(pixel_values), 6), float("nan")))
     with pytest.raises(ValueError, match="The model gives NaN or infinite scores for this video"):
         handler({"inputs": Path(real_videos["carphone_pristine"]).read_bytes()})
+
+
+def test_a_deployer_may_allow_local_urls_for_local_use(folder, real_videos, httpserver, monkeypatch):
+    video = real_videos["carphone_pristine"]
+    httpserver.expect_request("/clips/carphone.mp4").respond_with_data(Path(video).read_bytes())
+    url = httpserver.url_for("/clips/carphone.mp4")
+    answer = EndpointHandler(str(folder), allow_private_urls=True)({"inputs": url, "parameters": {"top_k": 3}})
+    expected = expected_answer(folder, video, 3)
+    assert [entry["label"] for entry in answer] == [label for label, _ in expected]
+    monkeypatch.setenv("XVIT_HANDLER_ALLOW_PRIVATE_URLS", "1")
+    assert EndpointHandler(str(folder)).allow_private_urls is True
+    monkeypatch.setenv("XVIT_HANDLER_ALLOW_PRIVATE_URLS", "maybe")
+    with pytest.raises(ValueError, match="XVIT_HANDLER_ALLOW_PRIVATE_URLS must be 1 or 0, got 'maybe'"):
+        EndpointHandler(str(folder))
+    monkeypatch.delenv("XVIT_HANDLER_ALLOW_PRIVATE_URLS")
+    with pytest.raises(ValueError, match="Could not download video"):  # the default: refused
+        EndpointHandler(str(folder))({"inputs": url})
+    # A request cannot turn it on.
+    with pytest.raises(ValueError, match=r"Unknown parameters \['allow_private_urls'\]"):
+        EndpointHandler(str(folder))({"inputs": url, "parameters": {"allow_private_urls": True}})

@@ -13,8 +13,11 @@ says what is wrong, which the toolkit returns as `{"error": message}` with statu
 
 The deployer, not the request, bounds the work of one request: at most `max_clips` clips (temporal views x spatial
 crops, default 30, the original's densest test protocol of 10 x 3), run through the model `batch_size` clips at a time
-(default 8). Set them with the endpoint's environment variables XVIT_HANDLER_MAX_CLIPS and XVIT_HANDLER_BATCH_SIZE,
-or as `EndpointHandler(path, max_clips=..., batch_size=...)`.
+(default 8). URLs are downloaded by the video processor, which refuses hosts that are not public (loopback, private,
+link-local, multicast addresses, at every redirect) unless `allow_private_urls` (default off: a request must not reach
+the endpoint's own machine or network; turn it on only for local use and tests). Set them with the endpoint's
+environment variables XVIT_HANDLER_MAX_CLIPS, XVIT_HANDLER_BATCH_SIZE and XVIT_HANDLER_ALLOW_PRIVATE_URLS (1 or 0),
+or as `EndpointHandler(path, max_clips=..., batch_size=..., allow_private_urls=...)`.
 
 It imports only the standard library, torch and transformers, so an endpoint needs nothing else.
 """
@@ -32,6 +35,7 @@ PARAMETERS = ("top_k", "num_temporal_views", "num_spatial_crops")
 # Deployer settings: (environment variable, default).
 MAX_CLIPS = ("XVIT_HANDLER_MAX_CLIPS", 30)
 BATCH_SIZE = ("XVIT_HANDLER_BATCH_SIZE", 8)
+ALLOW_PRIVATE_URLS = "XVIT_HANDLER_ALLOW_PRIVATE_URLS"
 
 
 def deployer_setting(value: int | None, setting: tuple[str, int]) -> int:
@@ -43,6 +47,16 @@ def deployer_setting(value: int | None, setting: tuple[str, int]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{variable} (or the handler's argument) must be a positive integer, got {value!r}.")
     return value
+
+
+def deployer_flag(value: bool | None, variable: str) -> bool:
+    """`value`, else the environment variable `variable` (1/true/yes or 0/false/no), else False."""
+    if value is not None:
+        return bool(value)
+    text = os.environ.get(variable, "0").strip().lower()
+    if text not in ("1", "true", "yes", "0", "false", "no", ""):
+        raise ValueError(f"{variable} must be 1 or 0, got {text!r}.")
+    return text in ("1", "true", "yes")
 
 
 def read_video_input(inputs: Any) -> bytes | str:
@@ -96,9 +110,16 @@ def read_parameters(parameters: Any) -> dict[str, int]:
 class EndpointHandler:
     """Video classification with the folder's model and video processor (remote code, `trust_remote_code=True`)."""
 
-    def __init__(self, path: str = "", max_clips: int | None = None, batch_size: int | None = None):
+    def __init__(
+        self,
+        path: str = "",
+        max_clips: int | None = None,
+        batch_size: int | None = None,
+        allow_private_urls: bool | None = None,
+    ):
         self.max_clips = deployer_setting(max_clips, MAX_CLIPS)
         self.batch_size = deployer_setting(batch_size, BATCH_SIZE)
+        self.allow_private_urls = deployer_flag(allow_private_urls, ALLOW_PRIVATE_URLS)
         self.processor = AutoVideoProcessor.from_pretrained(path, trust_remote_code=True)
         self.model = AutoModelForVideoClassification.from_pretrained(path, trust_remote_code=True).eval()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -129,7 +150,8 @@ class EndpointHandler:
         top_k = views.pop("top_k", DEFAULT_TOP_K)
         num_clips = self._num_clips(views)
         try:
-            pixel_values = self.processor(video, return_tensors="pt", **views)["pixel_values"]
+            processed = self.processor(video, return_tensors="pt", allow_private_urls=self.allow_private_urls, **views)
+            pixel_values = processed["pixel_values"]
         except Exception as error:  # decoding and processing errors name the video and the reason, on one line
             raise ValueError(f"Could not read the video: {' '.join(str(error).split())}") from None
         logits = self._logits(pixel_values)
