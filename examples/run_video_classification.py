@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """
 Fine-tune, evaluate and test XViT on labelled videos with the Transformers `Trainer`, on one CPU or GPU or on many
-GPUs and machines through Accelerate: `accelerate launch` and `torchrun` run this script unchanged.
+GPUs and machines through Accelerate: `accelerate launch` and `torchrun` run this script unchanged. Several CPU
+processes: `accelerate launch --multi_gpu --num_processes 2 ... --use_cpu` (accelerate's own --cpu starts one).
 
     python examples/run_video_classification.py --data_dir videos/ --model_name_or_path xvit-b16-16-k600 \\
         --ignore_mismatched_sizes --recipe examples/recipes/finetune.yaml --output_dir xvit-finetuned \\
@@ -13,7 +14,8 @@ the command line overrides. The output folder receives the checkpoints, `all_res
 (per-class scores of every test video), `training_curve.png` and the model folder itself, complete for the Hub
 (remote code, `handler.py`, and a model card with the command, the recipe and the run's results), which loads with
 `pipeline("video-classification", model=OUTPUT_DIR, trust_remote_code=True)`. `--push_to_hub` publishes exactly the
-model folder's files at the end (`--hub_dry_run`: list them, send nothing). The pieces live in
+model folder's files at the end (`--hub_dry_run`: list them, send nothing). The output folder holds one run: the same
+command resumes it, another is refused (--overwrite_output_dir starts afresh). The pieces live in
 `modeling_xvit.training`; the docs' training page has the data formats, the recipes and the multi-GPU commands.
 """
 
@@ -28,7 +30,7 @@ import datasets
 import evaluate
 import transformers
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint, set_seed
+from transformers.trainer_utils import set_seed
 
 from modeling_xvit.training import TOP_K_ACCURACY_METRIC
 from modeling_xvit.training.arguments import parse_arguments
@@ -39,7 +41,8 @@ from modeling_xvit.training.data import LabelEncoder, check_splits, find_class_n
 from modeling_xvit.training.evaluation import evaluate as evaluate_views
 from modeling_xvit.training.evaluation import predict, top_k_metrics, views
 from modeling_xvit.training.model import build_model, build_video_processor, check_processing
-from modeling_xvit.training.output import check_publishing, save_hub_folder
+from modeling_xvit.training.output import check_publishing, run_summary, save_hub_folder
+from modeling_xvit.training.run_folder import claim_output_dir, describe_run, last_complete_checkpoint
 from modeling_xvit.training.trainer import VideoClassificationTrainer, video_classification_loss
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ def setup_logging(training_args) -> None:
     for name in (__name__, "modeling_xvit"):
         logging.getLogger(name).setLevel(log_level)
     datasets.utils.logging.set_verbosity(log_level)
+    datasets.utils.logging.disable_propagation()  # its own handler prints each line; the root's would repeat it
     transformers.utils.logging.set_verbosity(log_level)
 
 
@@ -94,6 +98,9 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
                 rows[f"{split}_multiview"] = split_rows(split, splits[split], data_args, labels, multi_view)
     for split_videos in rows.values():
         check_processing(processor, split_videos.columns.processing)
+    # The output folder: a new one, or this same run's, resumed (see modeling_xvit.training.run_folder)
+    run = describe_run(model_args, data_args, training_args, splits, label_names)
+    claim_output_dir(training_args.output_dir, run, training_args)
 
     # Trainer
     metric = evaluate.load(str(TOP_K_ACCURACY_METRIC), keep_in_memory=True, cache_dir=model_args.cache_dir)
@@ -118,10 +125,10 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
     output_dir, results, measured = Path(training_args.output_dir), {}, []
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint
-        if checkpoint is None and output_dir.is_dir():
-            checkpoint = get_last_checkpoint(output_dir)  # a killed run started again resumes where it stopped
+        if checkpoint is None:
+            checkpoint = last_complete_checkpoint(output_dir)  # the same run started again resumes where it stopped
             if checkpoint:
-                logger.info("Resuming from the last checkpoint in the output folder: %s", checkpoint)
+                logger.info("Resuming from the last complete checkpoint in the output folder: %s", checkpoint)
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()  # a failure in evaluation loses nothing; the Hub folder replaces it at the end
         results.update(_report(trainer, "train", train_result.metrics))
@@ -144,6 +151,8 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
             )
         card = partial(training_card_inputs, model_args, data_args, training_args, model.config, argv)
         save_hub_folder(trainer, processor, lambda: card(trainer.state, measured), publish)
+    if trainer.is_world_process_zero():
+        print(run_summary(training_args.output_dir, results, model_saved=training_args.do_train))
     return results
 
 

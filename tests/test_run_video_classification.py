@@ -1,7 +1,10 @@
 """End-to-end runs of examples/run_video_classification.py on tiny real mp4 files, one per data source."""
 
+import ast
 import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -60,23 +63,48 @@ def test_help_lists_trainer_and_script_arguments(how):
 
 
 @pytest.mark.slow
-def test_the_script_copied_alone_into_an_empty_folder_runs(video_root, tmp_path):
+def test_the_script_copied_alone_into_an_empty_folder_runs_and_says_where_its_model_is(
+    video_root, tmp_path, real_videos
+):
     # Only installed packages: no sys.path edits, no imports from the repository's folders.
     folder = tmp_path / "alone"
     folder.mkdir()
     shutil.copy(REPOSITORY / "examples" / "run_video_classification.py", folder)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
 
-    def run(*arguments: str) -> str:
-        command = [sys.executable, "run_video_classification.py", *arguments]
+    def run(*arguments: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, *arguments]
         completed = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
         assert completed.returncode == 0, completed.stderr[-3000:]
-        return completed.stdout
+        return completed
 
-    assert "--max_bad_video_fraction" in run("--help")
-    run(*tiny_run(folder / "run", "--data_dir", str(video_root), "--do_train", "--max_steps", "2"))
+    assert "--max_bad_video_fraction" in run("run_video_classification.py", "--help").stdout
+    arguments = tiny_run(Path("run"), "--data_dir", str(video_root), "--do_train", "--do_eval", "--max_steps", "2")
+    completed = run("run_video_classification.py", *arguments)
     assert json.loads((folder / "run" / "trainer_state.json").read_text())["global_step"] == 2
-    assert (folder / "run" / "model.safetensors").is_file() and (folder / "run" / "config.json").is_file()
+
+    # Each `datasets` line once; the last lines: where the model is, its results, the command that tries it.
+    output = completed.stdout + completed.stderr
+    assert output.count("downloaded and prepared to") == 1, output[-3000:]
+    summary = completed.stdout[completed.stdout.index("The model is in run: a complete Hub folder") :].splitlines()
+    assert summary[1] == "Results (all of them in run/all_results.json):" and "eval_top1_accuracy = " in summary[2]
+    command = shlex.split(summary[-1].replace("VIDEO.mp4", real_videos["bikes"]))
+    assert command[:2] == ["python", "-c"] and "pipeline('video-classification', model='run'" in command[2]
+    result = run("-c", command[2]).stdout
+    assert sorted(entry["label"] for entry in ast.literal_eval(result.strip().splitlines()[-1])) == sorted(CLASSES)
+
+
+def test_dataloader_workers_default_to_the_cores_available(tmp_path, monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    assert parse_arguments(["--output_dir", str(tmp_path)])[2].dataloader_num_workers == cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two processes on this machine share them
+    assert parse_arguments(["--output_dir", str(tmp_path)])[2].dataloader_num_workers == max(1, cores // 2)
+    assert (
+        parse_arguments(["--output_dir", str(tmp_path), "--dataloader_num_workers", "0"])[2].dataloader_num_workers
+        == 0
+    )
+    for recipe in RECIPES:  # a recipe sets no more workers than a small machine has
+        assert yaml.safe_load(recipe.read_text()).get("dataloader_num_workers", 0) <= 1, recipe.name
 
 
 def test_videofolder_train_evaluate_predict_and_the_saved_folder(video_root, tmp_path, real_videos):

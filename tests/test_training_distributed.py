@@ -102,13 +102,21 @@ def max_weight_difference(folder_a: Path, folder_b: Path) -> float:
     return max((weights_a[name] - weights_b[name]).abs().max().item() for name in weights_a)
 
 
-def test_two_processes_train_as_one_with_the_same_global_batch(video_root, tmp_path):
+# Two CPU processes: `accelerate launch --cpu --num_processes 2` starts one (accelerate's --cpu runs several only
+# through MPI); --multi_gpu starts them with torchrun, and the script's --use_cpu keeps them on the CPU (gloo).
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"],
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_two_processes_train_as_one_with_the_same_global_batch(video_root, tmp_path, launcher):
     # 12 videos, global batch 4: 4 steps cross an epoch boundary, with augmentation drawn in a DataLoader worker.
     run = ["--data_dir", str(video_root), "--do_train", "--max_steps", "4", "--dataloader_num_workers", "1"]
     main(tiny_run(tmp_path / "one", *run))
     completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "examples/run_video_classification.py",
+        [sys.executable, *LAUNCHERS[launcher], "examples/run_video_classification.py",
          *tiny_run(tmp_path / "two", *run, "--per_device_train_batch_size", "2")],
         cwd=REPOSITORY,
         env=subprocess_env(tmp_path),

@@ -1,5 +1,6 @@
 """The training example's data sources, label checks and stream splitting."""
 
+import os
 from pathlib import Path
 
 import datasets
@@ -11,7 +12,7 @@ from modeling_xvit.training.data import (
     SplitColumns,
     StreamedVideoRows,
     VideoRows,
-    check_labels,
+    check_rows,
     find_class_names,
     load_video_splits,
     undecoded,
@@ -46,8 +47,8 @@ def test_exactly_one_source(tmp_path):
 
 def test_class_names_from_the_data():
     labels = {
-        "train": datasets.Dataset.from_dict({"label": [2, 0]}),
-        "test": datasets.Dataset.from_dict({"label": [4]}),
+        "train": datasets.Dataset.from_dict({"label": [2, 0, 3]}),
+        "test": datasets.Dataset.from_dict({"label": [1, 4]}),
     }
     assert find_class_names(labels, DataArguments()) == ["0", "1", "2", "3", "4"]
     names = {"train": datasets.Dataset.from_dict({"label": ["run", "jump"]})}
@@ -66,7 +67,7 @@ def test_labels_are_checked_with_the_row():
     with pytest.raises(
         ValueError, match=r"Split 'validation', row 2 \(video '/videos/c.mp4'\): label 2 is out of range"
     ):
-        check_labels(split, columns)
+        check_rows(split, columns)
     with pytest.raises(ValueError, match=r"row 7: label True is neither a class index nor a class name"):
         encoder(True, "row 7")
 
@@ -83,10 +84,10 @@ def test_class_label_indices_are_read_as_names_in_the_order_of_class_names(tmp_p
     rows = VideoRows(split, SplitColumns("train", "video", "label", encoder, None, {}))
     labels = {Path(rows[index]["video"]).parent.name: rows[index]["label"] for index in range(len(rows))}
     assert labels == {"left": 0, "up": 2, "down": 3}
-    check_labels(split, SplitColumns("train", "video", "label", encoder, None, {}))  # every folder is a known class
+    check_rows(split, SplitColumns("train", "video", "label", encoder, None, {}))  # every folder is a known class
     unknown = LabelEncoder(["left", "up"]).for_split(split, "label")
     with pytest.raises(ValueError, match=r"row 0 \(video '.*down/2.mp4'\): unknown class name 'down'"):
-        check_labels(split, SplitColumns("train", "video", "label", unknown, None, {}))
+        check_rows(split, SplitColumns("train", "video", "label", unknown, None, {}))
     # Names already in the split's order, and columns that are not ClassLabel, are read as they are.
     assert LabelEncoder(["down", "left", "up"]).for_split(split, "label").split_names is None
     plain = datasets.Dataset.from_dict({"label": [1]})
@@ -127,3 +128,64 @@ def test_prepared_rows_name_their_videos():
     rows = VideoRows(split, SplitColumns("test", "clip", "label", LabelEncoder(["a", "b"]), "/v", {"x": 1}))
     assert rows[1] == {"video": "/v/b.mp4", "label": 0, "sample_key": 1, "processing": {"x": 1}}
     assert len(rows) == 2 and rows.video(0) == "/v/a.mp4"
+
+
+def test_class_indices_with_gaps_need_the_class_list():
+    splits = {"train": datasets.Dataset.from_dict({"label": [0, 1, 2, 20, 1]})}
+    with pytest.raises(
+        ValueError, match=r"class indices 0 to 20, but 17 of them label no video \(3, 4, .*--class_names"
+    ):
+        find_class_names(splits, DataArguments())
+
+
+@pytest.mark.parametrize(("typo", "name"), [("lefft", "left"), ("rigth", "right"), ("lef", "left"), ("Left", "left")])
+def test_a_class_name_one_edit_from_another_needs_the_class_list(tmp_path, typo, name):
+    labels = ["left", "right", "still"] * 3 + [typo]
+    splits = {"train": datasets.Dataset.from_dict({"label": labels})}
+    low, high = sorted([typo, name], key=lambda label: (len(label), label))
+    pattern = rf"{low!r} \(rows: \d\) and {high!r} \(rows: \d\) differ by one letter.*--class_names"
+    with pytest.raises(ValueError, match=pattern):
+        find_class_names(splits, DataArguments())
+    (tmp_path / "classes.txt").write_text(f"left\nright\nstill\n{typo}\n")  # both are classes: say so
+    assert find_class_names(splits, DataArguments(class_names=str(tmp_path / "classes.txt")))[-1] == typo
+    distinct = {"train": datasets.Dataset.from_dict({"label": ["10", "11", "walk", "talking"]})}
+    assert find_class_names(distinct, DataArguments()) == ["10", "11", "talking", "walk"]
+
+
+def test_the_classes_and_their_videos_are_logged(caplog):
+    split = datasets.Dataset.from_dict({"video": ["a.mp4", "b.mp4", "c.mp4"], "label": ["run", "jump", "run"]})
+    columns = SplitColumns("train", "video", "label", LabelEncoder(["jump", "run", "walk"]), None, {})
+    with caplog.at_level("INFO", logger="modeling_xvit.training.data"):
+        check_rows(split, columns)
+    assert "Split 'train': 3 videos of 3 classes: jump 1, run 2, walk 0" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "a/../../outside.mp4", "/etc/passwd"])
+def test_list_paths_leading_out_of_the_video_root_are_refused(tmp_path, path):
+    root = tmp_path / "videos"
+    split = datasets.Dataset.from_dict({"video": ["a/1.mp4", path], "label": [0, 0]})
+    columns = SplitColumns("train", "video", "label", LabelEncoder(["a"]), str(root), {})
+    with pytest.raises(ValueError, match=rf"Split 'train', row 1: the video path '{path}' leads to .*outside"):
+        check_rows(split, columns)
+    streamed = StreamedVideoRows(split.to_iterable_dataset(), columns)
+    with pytest.raises(ValueError, match=r"Split 'train': the video path .* outside --video_root"):
+        list(streamed)
+    allowed = SplitColumns(
+        "train", "video", "label", LabelEncoder(["a"]), str(root), {}, allow_paths_outside_root=True
+    )
+    check_rows(split, allowed)
+    assert VideoRows(split, allowed).video(1) == os.path.join(root, path)
+    assert VideoRows(split, columns).video(0) == str(root / "a" / "1.mp4")  # inside: as before
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, float("nan")])
+def test_max_bad_video_fraction_outside_0_to_1_is_refused(fraction):
+    with pytest.raises(ValueError, match=r"--max_bad_video_fraction must be between 0 and 1"):
+        DataArguments(max_bad_video_fraction=fraction)
+
+
+def test_a_header_less_list_with_spaces_in_its_paths(tmp_path):
+    (tmp_path / "train.txt").write_text("my videos/first clip.mp4 3\nb/2.mp4 0\nc d/e  f.mp4\t1\n")
+    split = load_video_splits(DataArguments(train_file=str(tmp_path / "train.txt")), cache_dir=str(tmp_path / "c"))
+    rows = split["train"]
+    assert rows["video"] == ["my videos/first clip.mp4", "b/2.mp4", "c d/e  f.mp4"] and rows["label"] == [3, 0, 1]

@@ -5,6 +5,7 @@ publishing dry run, the card's intended use, starting afresh in a used output fo
 """
 
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -88,6 +89,13 @@ class VideoTrainingArguments(TrainingArguments):
             "model is for, what it knows and does not); a recipe can hold it."
         },
     )
+    dataloader_num_workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "DataLoader processes that decode the videos; default: the CPU cores this process may use, shared "
+            "among the training processes of the machine."
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
@@ -95,6 +103,18 @@ class VideoTrainingArguments(TrainingArguments):
             "are deleted (never others). Without it, only the same run is resumed there."
         },
     )
+
+    def __post_init__(self):
+        if self.dataloader_num_workers is None:
+            self.dataloader_num_workers = default_num_workers()
+        super().__post_init__()
+
+
+def default_num_workers() -> int:
+    """The CPU cores this process may use, shared among the processes that `torchrun` or `accelerate launch` start
+    on this machine (`LOCAL_WORLD_SIZE`), at least 1."""
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, len(os.sched_getaffinity(0)) // max(1, local_processes))
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, VideoTrainingArguments)

@@ -19,9 +19,11 @@ the processes of a distributed run with `datasets.distributed.split_dataset_by_n
 shards.
 """
 
+import logging
 import os
 import re
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,8 @@ from datasets.distributed import split_dataset_by_node
 
 from modeling_xvit.labels import load_labels
 from modeling_xvit.video_decoding import video_name
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 LIST_BUILDERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json", ".jsonl": "json", ".tar": "webdataset"}
@@ -58,7 +62,14 @@ class DataArguments:
     )
     validation_file: str | None = field(default=None, metadata={"help": "Validation list (same formats)."})
     test_file: str | None = field(default=None, metadata={"help": "Test list (same formats)."})
-    video_root: str | None = field(default=None, metadata={"help": "Folder that relative video paths start from."})
+    video_root: str | None = field(
+        default=None,
+        metadata={"help": "Folder that the lists' video paths start from; a path leading out of it is refused."},
+    )
+    allow_paths_outside_video_root: bool = field(
+        default=False,
+        metadata={"help": "Read list rows whose paths lead out of --video_root (`../` segments, absolute paths)."},
+    )
     dataset_name: str | None = field(
         default=None, metadata={"help": "A `datasets` data set with a video column: a Hub id or a local folder."}
     )
@@ -95,6 +106,10 @@ class DataArguments:
     )
     mixup_alpha: float = field(default=0.0, metadata={"help": "MixUp of training clips (Beta(alpha, alpha)); 0: off."})
     cutmix_alpha: float = field(default=0.0, metadata={"help": "CutMix of training clips; 0: off."})
+
+    def __post_init__(self):
+        if not 0 <= self.max_bad_video_fraction <= 1:  # also refuses NaN, which would switch the check off
+            raise ValueError(f"--max_bad_video_fraction must be between 0 and 1, got {self.max_bad_video_fraction}.")
 
     @property
     def num_eval_views(self) -> int:
@@ -163,9 +178,15 @@ def _csv_options(files: Mapping[str, str], args: DataArguments) -> dict[str, Any
     separators = {"," if "," in line else " " for line in first_lines.values()}
     if len(has_header) != 1 or len(separators) != 1:
         raise ValueError(f"The list files differ in header or separator: first lines {first_lines}.")
+    separator = separators.pop()
     if has_header.pop():
-        return {"sep": separators.pop()}
-    return {"sep": separators.pop(), "header": None, "column_names": [args.video_column_name, args.label_column_name]}
+        return {"sep": separator}
+    if separator == " ":  # `path label`: the label is the last word, the path may hold spaces
+        separator, options = r"\s+(?=\S+$)", {"engine": "python"}
+    else:
+        options = {}
+    columns = [args.video_column_name, args.label_column_name]
+    return {"sep": separator, "header": None, "column_names": columns, **options}
 
 
 def _first_line(path: str) -> str:
@@ -237,10 +258,47 @@ def find_class_names(splits: Mapping[str, VideoSplit], args: DataArguments) -> l
         raise ValueError(
             "Streamed data without ClassLabel names needs --class_names (kinetics400, kinetics600, ssv2, or a file)."
         )
-    values = {value for split in splits.values() for value in _label_column(split, args.label_column_name)}
-    if all(isinstance(value, int) for value in values):
-        return [str(index) for index in range(max(values) + 1)]
-    return sorted(str(value) for value in values)
+    counts = Counter(value for split in splits.values() for value in _label_column(split, args.label_column_name))
+    if all(isinstance(value, int) for value in counts):
+        missing = sorted(set(range(max(counts) + 1)) - set(counts))
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            raise ValueError(
+                f"The labels are class indices 0 to {max(counts)}, but {len(missing)} of them label no video"
+                f" ({shown}): a typo, or classes without videos. Give the class list with --class_names (a file with"
+                " one name per line, in index order)."
+            )
+        return [str(index) for index in range(max(counts) + 1)]
+    names = Counter()
+    for value, count in counts.items():
+        names[str(value)] += count
+    _check_near_duplicates(names)
+    return sorted(names)
+
+
+def _check_near_duplicates(counts: Mapping[str, int]) -> None:
+    """Refuse two class names one edit apart (`left` and `lefft`, `rigth` and `right`): a typo in a row would make a
+    class of its own."""
+    names = sorted(counts, key=lambda name: (len(name), name))
+    for index, name in enumerate(names):
+        for other in names[index + 1 :]:
+            if len(other) > len(name) + 1:
+                break
+            if not (name.isdigit() and other.isdigit()) and _one_edit_apart(name, other):
+                raise ValueError(
+                    f"The class names {name!r} (rows: {counts[name]}) and {other!r} (rows: {counts[other]}) differ by"
+                    " one letter: a typo makes a class of its own. Fix the labels, or, if both are classes, give the"
+                    " class list with --class_names (a file with one name per line)."
+                )
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether one insertion, deletion, substitution or swap of neighbours turns `a` into `b` (`a != b`)."""
+    shorter = min(len(a), len(b))
+    prefix = next((i for i in range(shorter) if a[i] != b[i]), shorter)
+    suffix = next((j for j in range(shorter - prefix) if a[-1 - j] != b[-1 - j]), shorter - prefix)
+    middle_a, middle_b = a[prefix : len(a) - suffix], b[prefix : len(b) - suffix]
+    return max(len(middle_a), len(middle_b)) <= 1 or (len(middle_a) == 2 and middle_a == middle_b[::-1])
 
 
 def _label_column(split: datasets.Dataset, column: str) -> list:
@@ -294,13 +352,25 @@ class LabelEncoder:
         return label if isinstance(label, int) else self.index[label]
 
 
-def check_labels(split: datasets.Dataset, columns: "SplitColumns") -> None:
-    """Fail before training on the first row whose label is out of range or an unknown class name."""
+def check_rows(split: datasets.Dataset, columns: "SplitColumns") -> None:
+    """Fail before training on the first row whose label is out of range or an unknown class name, or whose path
+    leads out of --video_root; log the videos of each class."""
+    counts = Counter()
     for index, label in enumerate(_label_column(split, columns.label)):
         problem = columns.labels.problem(label)
         if problem:
-            video = video_name(video_source(split[index][columns.video], columns.video_root))
+            video = video_name(columns.source(split[index][columns.video]))
             raise ValueError(f"Split {columns.split!r}, row {index} (video {video}): {problem}.")
+        counts[columns.labels(label, "")] += 1
+    if columns.video_root:
+        for index, value in enumerate(split[columns.video]):
+            try:
+                columns.source(value)
+            except ValueError as error:
+                raise ValueError(f"Split {columns.split!r}, row {index}: {error}") from None
+    shown = [f"{name} {counts[index]}" for index, name in enumerate(columns.labels.names)]
+    shown = shown if len(shown) <= 30 else [*shown[:30], f"... ({len(shown) - 30} more)"]
+    logger.info("Split %r: %d videos of %d classes: %s", columns.split, len(split), len(shown), ", ".join(shown))
 
 
 def check_splits(splits: Mapping[str, VideoSplit], do_train: bool, do_eval: bool, do_predict: bool) -> None:
@@ -327,11 +397,19 @@ def split_rows(
     its own part of (training); evaluation streams are shared out by accelerate, which keeps batches even."""
     column = video_column(split, args.video_column_name)
     labels = labels.for_split(split, args.label_column_name)
-    columns = SplitColumns(split_name, column, args.label_column_name, labels, args.video_root, processing)
+    columns = SplitColumns(
+        split_name,
+        column,
+        args.label_column_name,
+        labels,
+        args.video_root,
+        processing,
+        allow_paths_outside_root=args.allow_paths_outside_video_root,
+    )
     split = undecoded(split, column)
     if isinstance(split, datasets.IterableDataset):
         return StreamedVideoRows(split, columns, *(process or ()))
-    check_labels(split, columns)
+    check_rows(split, columns)
     return VideoRows(split, columns)
 
 
@@ -346,17 +424,32 @@ class SplitColumns:
     labels: LabelEncoder
     video_root: str | None
     processing: dict[str, Any]
+    allow_paths_outside_root: bool = False
+
+    def source(self, value) -> str | bytes:
+        """The video of a row's video entry (see `video_source`)."""
+        return video_source(value, self.video_root, self.allow_paths_outside_root)
 
 
-def video_source(value, video_root: str | None = None) -> str | bytes:
-    """A path (joined to `video_root` when relative) or the bytes of a video, from a path or a `Video` entry."""
+def video_source(value, video_root: str | None = None, allow_outside_root: bool = False) -> str | bytes:
+    """A path (joined to `video_root` when relative) or the bytes of a video, from a path or a `Video` entry. A path
+    that leads out of `video_root` (by `..` segments or as an absolute path) is refused unless `allow_outside_root`."""
     if isinstance(value, Mapping):
         if value.get("bytes"):
             return value["bytes"]
         value = value.get("path")
     if not isinstance(value, str | os.PathLike) or not str(value):
         raise ValueError(f"A video entry must be a path or a dict with `path` or `bytes`, got {value!r}.")
-    return os.path.join(video_root, value) if video_root else str(value)
+    if not video_root:
+        return str(value)
+    path = os.path.join(video_root, value)
+    root = os.path.abspath(video_root)
+    if not allow_outside_root and os.path.commonpath([root, os.path.abspath(path)]) != root:
+        raise ValueError(
+            f"the video path {str(value)!r} leads to {os.path.abspath(path)}, outside --video_root {video_root}"
+            " (--allow_paths_outside_video_root reads such paths)"
+        )
+    return path
 
 
 class VideoRows(torch.utils.data.Dataset):
@@ -376,7 +469,7 @@ class VideoRows(torch.utils.data.Dataset):
 
     def video(self, index: int) -> str | bytes:
         """The path (or the bytes) of row `index`'s video."""
-        return video_source(self.split[index][self.columns.video], self.columns.video_root)
+        return self.columns.source(self.split[index][self.columns.video])
 
 
 class StreamedVideoRows(torch.utils.data.IterableDataset):
@@ -394,7 +487,10 @@ class StreamedVideoRows(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for row in self.split:
             key = row.get("__url__", "") + row.get("__key__", "")
-            video = video_source(row[self.columns.video], self.columns.video_root)
+            try:
+                video = self.columns.source(row[self.columns.video])
+            except ValueError as error:
+                raise ValueError(f"Split {self.columns.split!r}: {error}") from None
             key = key or (video if isinstance(video, str) else video[:65536])
             yield _item(
                 row,
@@ -409,7 +505,7 @@ class StreamedVideoRows(torch.utils.data.IterableDataset):
 
 def _item(row: Mapping[str, Any], columns: SplitColumns, key: int, row_name: str) -> dict[str, Any]:
     return {
-        "video": video_source(row[columns.video], columns.video_root),
+        "video": columns.source(row[columns.video]),
         "label": columns.labels(row[columns.label], row_name),
         "sample_key": key,
         "processing": columns.processing,

@@ -9,9 +9,13 @@ and replaces the card with its generic one.
 """
 
 import os
+import shlex
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import transformers
 
 from modeling_xvit import XViTVideoProcessor
 from modeling_xvit.hub.card import ModelCardInputs
@@ -19,8 +23,7 @@ from modeling_xvit.hub.folder import CONFIG_NAME, write_hub_folder
 from modeling_xvit.hub.upload import describe_push, push_to_hub
 from modeling_xvit.training.arguments import VideoTrainingArguments
 from modeling_xvit.training.card import SCRIPT, check_hub_repo_id, hub_repo_id
-
-HUB_UPLOAD_FOLDER = "hub_upload"
+from modeling_xvit.training.run_folder import HUB_UPLOAD_FOLDER, remove_hub_folder_files
 
 
 def check_publishing(training_args: VideoTrainingArguments) -> bool:
@@ -54,10 +57,15 @@ def save_hub_folder(
     training_args = trainer.args
     output_dir = Path(training_args.output_dir)
     upload = output_dir / HUB_UPLOAD_FOLDER
-    if upload.is_dir() and not upload.is_symlink():  # kept by an earlier run
-        shutil.rmtree(upload)
+    if upload.is_dir() and not upload.is_symlink():  # kept by an earlier start of this run
+        remove_hub_folder_files(upload)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    write_hub_folder(upload, model, card(), processor, state_dict=state_dict)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_warning()  # its INFO lines name the staging folders, gone a moment later
+    try:
+        write_hub_folder(upload, model, card(), processor, state_dict=state_dict)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     keep = publish and training_args.hub_dry_run
     try:
         if publish:
@@ -100,3 +108,26 @@ def push_hub_folder(folder: Path, training_args: VideoTrainingArguments) -> None
             f"Nothing was sent. {folder} holds exactly these files; to upload them:"
             f" xvit-push-to-hub --folder {folder} --repo-id {repo_id}"
         )
+
+
+def run_summary(output_dir: str | os.PathLike, results: dict[str, Any], model_saved: bool) -> str:
+    """The last lines of a run: where the model is, its results, and the command that tries it."""
+    output_dir = os.fspath(output_dir)
+    measured = [name for name in sorted(results) if name.endswith("_accuracy") or name == "train_loss"]
+    lines = [f"  {name} = {results[name]:.4f}" for name in measured]
+    lines = [f"Results (all of them in {os.path.join(output_dir, 'all_results.json')}):", *lines] if lines else []
+    if not model_saved:
+        return "\n".join(lines)
+    code = (
+        "from transformers import pipeline; "
+        f"classifier = pipeline('video-classification', model={output_dir!r}, trust_remote_code=True); "
+        "print(classifier('VIDEO.mp4'))"
+    )
+    return "\n".join(
+        [
+            f"The model is in {output_dir}: a complete Hub folder (weights, configs, code, handler.py, README.md).",
+            *lines,
+            "Try it on a video of yours:",
+            f"  python -c {shlex.quote(code)}",
+        ]
+    )
