@@ -11,6 +11,7 @@ from transformers import ViTConfig, ViTModel
 from modeling_xvit import XViTForVideoClassification, XViTModel, XViTVideoProcessor
 from modeling_xvit.conversion.vit import main, xvit_from_vit
 from modeling_xvit.errors import ConversionError
+from tests.test_conversion import _MakesADirectoryWhenUnpickled
 
 NUM_FRAMES = 4
 
@@ -208,16 +209,6 @@ def test_a_damaged_safetensors_file_is_refused_naming_it(vit, tmp_path, capsys, 
         errors.startswith(f"error: {path} cannot be read as safetensors (truncated or corrupt?):") and reason in errors
     )
     assert not (tmp_path / "xvit").exists()
-
-
-class _MakesADirectoryWhenUnpickled:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return os.mkdir, (str(self.marker),)
 
 
 def test_a_vit_folder_with_a_pickled_object_is_refused_and_never_executed(vit, tmp_path, capsys):
