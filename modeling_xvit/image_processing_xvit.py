@@ -152,6 +152,12 @@ class XViTImageProcessor(XViTProcessingDefaults, PilBackend):
                     frame = self.normalize(frame, image_mean, image_std)
                 clip.append(frame)
             pixel_values.append(np.stack(clip))
+            if not np.isfinite(pixel_values[-1]).all():  # the model would give NaN scores, silently
+                raise ValueError(
+                    f"Video #{len(pixel_values) - 1} of the batch gives non-finite pixel values (NaN or infinity): "
+                    "its frames hold non-finite values, or `rescale_factor`, `image_mean` or `image_std` push them "
+                    "out of the float range."
+                )
         return BatchFeature(data={"pixel_values": np.stack(pixel_values)}, tensor_type=return_tensors)
 
 

@@ -7,6 +7,7 @@ objects are read; torchcodec is never used. `XViTVideoProcessor` calls `read_vid
 
 import contextlib
 import errno
+import functools
 import http.client
 import io
 import ipaddress
@@ -47,6 +48,10 @@ DOWNLOAD_CHUNK_BYTES = 2**20
 # B-frames). Files decord is not known to get right are decoded with PyAV.
 DECORD_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "flv")
 DECORD_REORDERING_CODECS = ("h264",)
+DECORD_NEEDS_PYAV = (
+    "`decoding_backend='decord'` needs PyAV too (`pip install av`): decord returns wrong frames on some formats, so "
+    "each file's format is checked with PyAV's demuxer first."
+)
 
 
 def read_video_frames(
@@ -57,9 +62,16 @@ def read_video_frames(
     max_download_bytes: int = MAX_DOWNLOAD_BYTES,
     download_timeout: float = DOWNLOAD_TIMEOUT,
     allow_private_urls: bool = False,
+    allow_truncated: bool = False,
 ) -> tuple[torch.Tensor, VideoMetadata]:
     """
-    Decode only the frames that `sample_indices(metadata)` asks for.
+    Decode only the frames that `sample_indices(metadata)` asks for, as a player shows them: rotated as the file's
+    display matrix says, and frames with an alpha channel blended onto white (as Transformers' `convert_to_rgb` does
+    for RGBA arrays).
+
+    A file that holds fewer frames than its header announces (a truncated download, a copy cut short) is an error
+    unless `allow_truncated=True`, which samples from the frames it holds, with a warning. A header that announces
+    fewer frames than the file holds gives a warning; the frames are counted from the packet index either way.
 
     Args:
         video: A local path, an http(s) URL, raw bytes or a binary file object.
@@ -72,6 +84,7 @@ def read_video_frames(
         max_download_bytes: URLs only: the largest body accepted.
         download_timeout: URLs only: seconds the whole download may take.
         allow_private_urls: URLs only: allow loopback, private and link-local addresses (see `download`).
+        allow_truncated: Sample from the frames a truncated file holds instead of refusing it.
 
     Returns:
         `(frames, metadata)`: `(len(indices), 3, h, w)` frames in index order, and the video's metadata with
@@ -84,20 +97,74 @@ def read_video_frames(
     with open_video_source(video, name, max_download_bytes, download_timeout, allow_private_urls) as source:
         try:
             used_backend = _backend_for(source, backend)
-            reader = _READERS[used_backend](source, name)
         except ImportError:
             raise
         except Exception as error:  # each decoder has its own exception types for unreadable data
             raise ValueError(f"Could not open video {name} with {backend}: {error}") from error
-        with reader:
-            return _decode_sampled_frames(reader, name, used_backend, sample_indices, frame_transform)
+        decode = functools.partial(
+            _read, source, name, sample_indices, frame_transform, allow_truncated=allow_truncated
+        )
+        try:
+            return decode(used_backend)
+        except _DecoderFailure as failure:
+            if used_backend != "decord":
+                raise
+            # decord fails on some files PyAV reads (very small frames, some codec settings): PyAV decodes them right.
+            logger.warning(f"decord could not read video {name} ({failure.cause}); decoding it with PyAV.")
+            return decode("pyav")
+
+
+class _DecoderFailure(ValueError):
+    """The decoder could not open or decode a file that PyAV's demuxer read."""
+
+    def __init__(self, message: str, cause: Exception):
+        super().__init__(message)
+        self.cause = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+
+
+def _read(
+    source, name: str, sample_indices: Callable, frame_transform: Callable | None, backend: str, allow_truncated: bool
+) -> tuple[torch.Tensor, VideoMetadata]:
+    try:
+        reader = _READERS[backend](source, name)
+    except ImportError:
+        raise
+    except Exception as error:  # each decoder has its own exception types for unreadable data
+        raise _DecoderFailure(f"Could not open video {name} with {backend}: {error}", error) from error
+    with reader:
+        _check_frame_count(reader, name, allow_truncated)
+        return _decode_sampled_frames(reader, name, backend, sample_indices, frame_transform)
+
+
+def _check_frame_count(reader, name: str, allow_truncated: bool) -> None:
+    """Compare the frames the file holds (its packet index) with those its header announces."""
+    held, announced = reader.total_num_frames, reader.announced_frames
+    if held < 1:
+        raise ValueError(f"Video {name} contains no frames.")
+    if not announced or announced == held:
+        return
+    if announced > held and not allow_truncated:
+        raise ValueError(
+            f"Video {name} is truncated or corrupt: its header announces {announced} frames but the file holds "
+            f"{held} (`allow_truncated_videos=True` samples from the frames it holds)."
+        )
+    logger.warning(
+        f"Video {name}: the container header announces {announced} frames but the file holds {held}; sampling "
+        f"from the {held} frames it holds."
+    )
+
+
+def blend_on_white(frames: torch.Tensor) -> torch.Tensor:
+    """`(..., 4, H, W)` RGBA uint8 frames to RGB uint8, blended onto white: the rule of Transformers' `convert_to_rgb`
+    for RGBA arrays, rounded, so that a file and an array with the same pixels give the same clip."""
+    alpha = frames[..., 3:, :, :].float() / 255
+    rgb = frames[..., :3, :, :].float() * alpha + 255 * (1 - alpha)
+    return rgb.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _decode_sampled_frames(
     reader, name: str, backend: str, sample_indices: Callable, frame_transform: Callable | None
 ) -> tuple[torch.Tensor, VideoMetadata]:
-    if reader.total_num_frames < 1:
-        raise ValueError(f"Video {name} contains no frames.")
     metadata = VideoMetadata(
         total_num_frames=reader.total_num_frames,
         fps=reader.fps,
@@ -112,11 +179,13 @@ def _decode_sampled_frames(
     decoded = {}
     try:
         for chunk_indices, chunk in reader.decode(sorted(set(indices))):
-            frames = transform(torch.from_numpy(chunk).permute(0, 3, 1, 2))
+            frames = torch.from_numpy(chunk).permute(0, 3, 1, 2)
+            frames = transform(blend_on_white(frames) if frames.shape[1] == 4 else frames)
             del chunk  # let the full-size frames go before the next chunk is decoded
             decoded.update(zip(chunk_indices, frames, strict=True))
     except Exception as error:
-        raise ValueError(f"Could not decode video {name} with {backend}: {error}") from error
+        raise _DecoderFailure(f"Could not decode video {name} with {backend}: {error}", error) from error
+    metadata.height, metadata.width = reader.height, reader.width  # after a rotation by 90 degrees, swapped
     missing = sorted(set(indices) - set(decoded))
     if missing:
         raise ValueError(
@@ -143,10 +212,7 @@ def _backend_for(source, backend: str) -> str:
 
 def _decord_wrong_frames_reason(source) -> str | None:
     """Why decord would return wrong frames for this file (None when it is a format it decodes right)."""
-    av = _import_av(
-        "`decoding_backend='decord'` needs PyAV too (`pip install av`): decord returns wrong frames on some formats, "
-        "so each file's format is checked with PyAV's demuxer first."
-    )
+    av = _import_av(DECORD_NEEDS_PYAV)
     with av.open(_from_start(source)) as container:
         if not container.streams.video:
             return None  # no video: let decord report it
@@ -154,12 +220,24 @@ def _decord_wrong_frames_reason(source) -> str | None:
         codec = stream.codec_context.name
         if container.format.name not in DECORD_CONTAINERS:
             return f"{container.format.long_name} files"
+        if _has_alpha(stream.codec_context.pix_fmt):
+            return "videos with an alpha channel (decord drops it)"
+        first_frame = next(container.decode(stream), None)
+        if first_frame is not None and first_frame.rotation:
+            return "rotated videos (decord ignores the rotation)"
+        container.seek(0)
         if codec in DECORD_REORDERING_CODECS:
             return None
         timestamps = [packet.pts for packet in container.demux(stream) if packet.size]
         if None in timestamps or timestamps != sorted(timestamps):
             return f"{codec} video with B-frames (reordered frames)"
     return None
+
+
+def _has_alpha(pix_fmt: str | None) -> bool:
+    import av
+
+    return bool(pix_fmt) and any(component.is_alpha for component in av.VideoFormat(pix_fmt).components)
 
 
 def _from_start(source):
@@ -187,6 +265,8 @@ class _DecordReader:
             raise ImportError("`decoding_backend='decord'` needs decord: `pip install decord2`.") from error
         # decord's automatic thread count ignores CPU affinity; oversubscribed threads slow decoding down.
         num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+        with _import_av(DECORD_NEEDS_PYAV).open(_from_start(source)) as container:
+            self.announced_frames = container.streams.video[0].frames  # the header's count, as PyAV reads it
         self.reader = VideoReader(_from_start(source), ctx=cpu(0), num_threads=num_threads)
         self.total_num_frames = len(self.reader)
         self.fps = self.reader.get_avg_fps() or None
@@ -223,11 +303,8 @@ class _PyAVReader:
             (packet.pts, packet.is_keyframe) for packet in self.container.demux(self.stream) if packet.size
         ]
         self.total_num_frames = len(self.packets)
-        if self.stream.frames and self.stream.frames != self.total_num_frames:
-            logger.warning(
-                f"Video {name}: the container header announces {self.stream.frames} frames but the file holds "
-                f"{self.total_num_frames}; sampling from the {self.total_num_frames} frames it holds."
-            )
+        self.announced_frames = self.stream.frames
+        self.pixel_format = "rgba" if _has_alpha(self.stream.codec_context.pix_fmt) else "rgb24"
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = float(rate) if rate else None
         self.height, self.width = self.stream.height, self.stream.width
@@ -254,12 +331,21 @@ class _PyAVReader:
         chunk_indices, chunk = [], []
         for index, frame in self._sampled_frames(set(indices)):
             chunk_indices.append(index)
-            chunk.append(frame.to_ndarray(format="rgb24"))
+            chunk.append(self._displayed(frame))
             if len(chunk) == chunk_size:
                 yield chunk_indices, np.stack(chunk)
                 chunk_indices, chunk = [], []
         if chunk:
             yield chunk_indices, np.stack(chunk)
+
+    def _displayed(self, frame: "VideoFrame") -> np.ndarray:
+        """The frame as players show it: turned by the display matrix's rotation (counter-clockwise degrees)."""
+        pixels = frame.to_ndarray(format=self.pixel_format)
+        turns = round(getattr(frame, "rotation", 0) / 90) % 4  # PyAV < 13 does not report the rotation
+        if turns:
+            pixels = np.rot90(pixels, turns)
+            self.height, self.width = pixels.shape[:2]
+        return pixels
 
     def _sampled_frames(self, wanted: set[int]) -> Iterator[tuple[int, "VideoFrame"]]:
         timestamps = [pts for pts, _ in self.packets]
@@ -574,6 +660,7 @@ def video_name(video) -> str:
 
 __all__ = [
     "DECODING_BACKENDS",
+    "blend_on_white",
     "check_video_file",
     "download",
     "is_encoded_video",

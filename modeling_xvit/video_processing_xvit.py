@@ -43,6 +43,7 @@ from .video_decoding import (
     DECODING_BACKENDS,
     DOWNLOAD_TIMEOUT,
     MAX_DOWNLOAD_BYTES,
+    blend_on_white,
     is_encoded_video,
     read_video_frames,
     video_name,
@@ -91,6 +92,9 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
         Allow URLs whose host is loopback, private, link-local or otherwise not public (local use, tests). Off, such a
         URL or a redirect to one is refused, so that a URL from a request cannot reach the machine's own services or
         its network. A call's option only: a saved config cannot turn it on.
+    allow_truncated_videos (`bool`, *optional*, defaults to `False`):
+        A video file that holds fewer frames than its header announces (a truncated download or copy) is an error;
+        `True` samples from the frames it holds, with a warning.
     antialias (`bool`, *optional*, defaults to `False`):
         Antialias when downscaling. The original resizes with bilinear interpolation without antialiasing
         (`torch.nn.functional.interpolate`), so converted checkpoints expect `False`; `True` gives torchvision's
@@ -112,6 +116,7 @@ class XViTVideoProcessorKwargs(VideosKwargs, total=False):
     max_download_bytes: int | None
     download_timeout: float | int | None
     allow_private_urls: bool | None
+    allow_truncated_videos: bool | None
     antialias: bool | None
 
 
@@ -157,6 +162,7 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
     max_download_bytes = MAX_DOWNLOAD_BYTES
     download_timeout = DOWNLOAD_TIMEOUT
     allow_private_urls = False
+    allow_truncated_videos = False
     valid_kwargs = XViTVideoProcessorKwargs
 
     def __init__(self, **kwargs: Unpack[XViTVideoProcessorKwargs]):
@@ -243,11 +249,10 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         return super().resize(image, resize_size(*image.shape[-2:], size), resample, antialias=antialias, **kwargs)
 
     def convert_to_rgb(self, video: torch.Tensor) -> torch.Tensor:
-        # Grey is repeated and RGBA blended on white; blending yields floats, which go back to the input dtype.
-        rgb = super().convert_to_rgb(video)
-        if rgb.dtype != video.dtype and not video.is_floating_point():
-            rgb = rgb.round().clamp(0, 255).to(video.dtype)
-        return rgb
+        # Grey is repeated; uint8 RGBA is blended on white by the rule decoded files follow, so both give one clip.
+        if video.shape[-3] == 4 and video.dtype == torch.uint8:
+            return blend_on_white(video)
+        return super().convert_to_rgb(video)
 
     def _decode_and_sample_videos(
         self,
@@ -358,6 +363,7 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
         max_download_bytes: int,
         download_timeout: float,
         allow_private_urls: bool,
+        allow_truncated_videos: bool,
         return_tensors=None,
         **kwargs,
     ) -> BatchFeature:
@@ -372,8 +378,14 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
             if isinstance(video, _VideoFile):
                 name = video_name(video.source)
                 check_budget = functools.partial(self._check_frame_budget, name=name, **kwargs)
-                limits = max_download_bytes, download_timeout, allow_private_urls
-                frames = video.decode(resize, decoding_backend, check_budget, limits)
+                reading = dict(
+                    backend=decoding_backend,
+                    max_download_bytes=max_download_bytes,
+                    download_timeout=download_timeout,
+                    allow_private_urls=allow_private_urls,
+                    allow_truncated=allow_truncated_videos,
+                )
+                frames = video.decode(resize, check_budget, reading)
                 num_views = num_temporal_views if video.sample_indices else 1
             else:
                 name = _decoded_name(index)
@@ -384,9 +396,11 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
                 frames = resize(frames) if resize is not None else frames
             try:
                 clip_frames = frames.reshape(num_views, -1, *frames.shape[1:])
-                clips.append(self._make_views(clip_frames, do_rescale=do_rescale, **kwargs))
+                views = self._make_views(clip_frames, do_rescale=do_rescale, **kwargs)
             except ValueError as error:
                 raise ValueError(f"Cannot make the views of video {name}: {error}") from error
+            _check_finite(views, name)
+            clips.append(views)
         data = {"pixel_values": clips[0] if len(clips) == 1 else torch.cat(clips)}  # one video: no copy
         return BatchFeature(data=data, tensor_type=return_tensors)
 
@@ -512,14 +526,10 @@ class _VideoFile:
     device: str | torch.device | None = None
 
     def decode(
-        self,
-        resize: Callable | None,
-        backend: str | None,
-        check_budget: Callable[[int, int | None, int | None], None],
-        download_limits: tuple[int, float, bool],
+        self, resize: Callable | None, check_budget: Callable[[int, int | None, int | None], None], reading: dict
     ) -> torch.Tensor:
         """The sampled frames, `(n, 3, h, w)`, resized as they are decoded; `check_budget` sees their count and size
-        before any is decoded."""
+        before any is decoded. `reading`: the decoder and download options of `read_video_frames`."""
 
         def checked_indices(metadata: VideoMetadata) -> list[int]:
             if self.sample_indices is None:
@@ -533,7 +543,7 @@ class _VideoFile:
             frames = frames.to(self.device) if self.device is not None else frames
             return resize(frames) if resize is not None else frames
 
-        frames, metadata = read_video_frames(self.source, checked_indices, backend, transform, *download_limits)
+        frames, metadata = read_video_frames(self.source, checked_indices, frame_transform=transform, **reading)
         self.metadata.update(metadata)
         return frames
 
@@ -585,6 +595,15 @@ def _check_scale_jitter(scale_jitter) -> None:
         raise ValueError(
             f"`scale_jitter` must be [smallest, largest] short sides, positive integers with smallest <= largest, got "
             f"{scale_jitter!r}."
+        )
+
+
+def _check_finite(pixel_values: torch.Tensor, name: str) -> None:
+    """The model gives NaN scores, silently, for non-finite pixels: refuse them here, naming the video."""
+    if pixel_values.device.type != "meta" and not torch.isfinite(pixel_values).all():
+        raise ValueError(
+            f"Video {name} gives non-finite pixel values (NaN or infinity): its frames hold non-finite values, or "
+            "`rescale_factor`, `image_mean` or `image_std` push them out of the float32 range."
         )
 
 

@@ -128,3 +128,11 @@ print(output.shape)
 def test_empty_video_is_an_error():
     with pytest.raises(ValueError):
         XViTImageProcessor()(np.zeros((0, 48, 64, 3), np.uint8))
+
+
+def test_non_finite_pixels_are_refused():
+    frames = np.full((4, 32, 32, 3), 100.0, np.float32)
+    frames[1, 0, 0, 0] = np.nan
+    processor = XViTImageProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4)
+    with pytest.raises(ValueError, match="Video #1 of the batch gives non-finite pixel values"):
+        processor([np.zeros_like(frames), frames])

@@ -121,8 +121,12 @@ def test_frame_count_comes_from_the_packet_index(tmp_path, caplog, claimed):
     claim_frame_count(path, claimed)
     with av.open(path) as container:
         assert container.streams.video[0].frames == claimed  # the header does lie
+    sample = lambda metadata: [metadata.total_num_frames - 1, 50]  # noqa: E731
+    if claimed > 100:  # fewer frames than announced: a truncated file, refused unless allowed
+        with pytest.raises(ValueError, match=f"is truncated or corrupt: its header announces {claimed} frames but"):
+            read_video_frames(path, sample, "pyav")
     with caplog.at_level(logging.WARNING):
-        frames, metadata = read_video_frames(path, lambda metadata: [metadata.total_num_frames - 1, 50], "pyav")
+        frames, metadata = read_video_frames(path, sample, "pyav", allow_truncated=True)
     assert metadata.total_num_frames == 100
     assert torch.equal(frames, expected[[99, 50]])
     assert f"header announces {claimed} frames but the file holds 100" in caplog.text
@@ -132,6 +136,69 @@ def test_no_warning_when_header_and_index_agree(real_videos, caplog):
     with caplog.at_level(logging.WARNING):
         _, metadata = read(real_videos["bikes"], [0], "pyav")
     assert metadata.total_num_frames == 250 and "header announces" not in caplog.text
+
+
+# Content as players show it: rotation, truncation, very small frames.
+
+
+def write_frames(path: str, frames: np.ndarray, codec: str = "libx264", rotation: int = 0, **options) -> str:
+    """`frames` (frames, H, W, 3) uint8 at 25 fps; `rotation`: the display matrix's counter-clockwise degrees."""
+    with av.open(path, "w", options=options) as container:
+        stream = container.add_stream(codec, rate=25, options={"qp": "0"} if codec == "libx264" else {})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for pixels in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotation_tag_is_honoured(tmp_path, backend, rotation):
+    frames = np.zeros((4, 48, 64, 3), np.uint8)
+    frames[:, :, :8] = 255  # a white stripe along the left edge
+    frames[:, :6] += 100  # a grey band along the top
+    path = write_frames(str(tmp_path / "rotated.mp4"), frames, rotation=rotation)
+    decoded, metadata = read(path, [0, 3], backend)
+    expected = torch.from_numpy(np.rot90(frames[[0, 3]], rotation // 90, axes=(1, 2)).copy()).permute(0, 3, 1, 2)
+    assert decoded.shape == expected.shape and (metadata.height, metadata.width) == tuple(expected.shape[-2:])
+    assert (decoded.float() - expected.float()).abs().mean() < 2  # lossless up to the colour conversion
+    assert metadata.video_backend == "pyav"  # decord ignores the rotation: such files go to PyAV
+
+
+def faststart_mp4(path: str, num_frames: int = 40) -> str:
+    """An MP4 with its index (moov) before the data, as streamed files are: cut short, it still opens."""
+    frames = np.random.default_rng(0).integers(0, 256, (num_frames, 48, 64, 3), dtype=np.uint8)
+    return write_frames(path, frames, movflags="faststart")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_truncated_file_is_an_error_unless_allowed(tmp_path, backend, caplog):
+    data = open(faststart_mp4(str(tmp_path / "whole.mp4")), "rb").read()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"'.*cut.mp4' is truncated or corrupt: its header announces 40 frames but"):
+        read(str(path), [0], backend)
+    with caplog.at_level(logging.WARNING):
+        frames, metadata = read(str(path), [0], backend, allow_truncated=True)
+    assert 0 < metadata.total_num_frames < 40 and "header announces 40 frames" in caplog.text
+    with pytest.raises(ValueError, match="is truncated or corrupt"):
+        XViTVideoProcessor(num_frames=2)(str(path), decoding_backend=backend)
+    clip = XViTVideoProcessor(num_frames=2)(str(path), decoding_backend=backend, allow_truncated_videos=True)
+    assert clip.pixel_values.shape == (1, 2, 3, 224, 224)
+
+
+@pytest.mark.parametrize("size", [(16, 16), (2, 2)])
+def test_decord_failures_fall_back_to_pyav_naming_the_file(tmp_path, caplog, size):
+    frames = np.random.default_rng(0).integers(0, 256, (8, *size, 3), dtype=np.uint8)
+    path = write_frames(str(tmp_path / "small.mkv"), frames)
+    with caplog.at_level(logging.WARNING):
+        decoded, metadata = read(path, [1, 6], "decord")
+    assert metadata.video_backend == "pyav"
+    assert torch.equal(decoded, read(path, [1, 6], "pyav")[0])
+    assert f"decord could not read video '{path}' (" in caplog.text and "decoding it with PyAV" in caplog.text
 
 
 # Raw elementary streams: no container, no timestamps.

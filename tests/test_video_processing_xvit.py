@@ -335,10 +335,26 @@ def test_video_shorter_than_the_clip_is_padded(make_video, backend):
     [("gray.mkv", "ffv1", "gray", "gray"), ("rgba.mov", "png", "rgba", "rgba")],
 )
 def test_grayscale_and_rgba_videos(make_video, backend, name, codec, pix_fmt, frame_format):
-    path = make_video(num_frames=6, name=name, codec=codec, pix_fmt=pix_fmt, frame_format=frame_format)
+    channels = {"gray": 1, "rgba": 4}[frame_format]
+    frames = np.stack([np.full((48, 64, channels), frame_level(i), np.uint8) for i in range(6)])
+    frames[..., 3:] = 255  # opaque
+    path = make_video(num_frames=6, name=name, codec=codec, pix_fmt=pix_fmt, frame_format=frame_format, frames=frames)
     clip = raw_processor(num_frames=3)(path, decoding_backend=backend).pixel_values[0]
     assert clip.shape == (3, 3, 48, 64)
     assert frame_ids(clip) == sample_clip_indices(6, 3)[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_transparent_pixels_are_blended_on_white_in_files_as_in_arrays(make_video, backend):
+    # One rule for both: a file does not keep the hidden colour of transparent pixels while an array blends them.
+    alpha = np.linspace(0, 255, 64).round().astype(np.uint8)[None, :]
+    frames = np.zeros((4, 48, 64, 4), np.uint8)
+    frames[..., 0], frames[..., 1], frames[..., 3] = 200, 40, alpha  # hidden colour: (200, 40, 0)
+    path = make_video(num_frames=4, name="alpha.mov", codec="png", pix_fmt="rgba", frame_format="rgba", frames=frames)
+    from_file = raw_processor(num_frames=4)(path, decoding_backend=backend).pixel_values
+    from_array = raw_processor(num_frames=4)(frames).pixel_values
+    assert torch.equal(from_file, from_array)
+    assert torch.all(from_file[..., 0] == 255)  # fully transparent: white, not the hidden (200, 40, 0)
 
 
 def test_grayscale_and_rgba_arrays():
@@ -520,6 +536,18 @@ def test_frames_given_without_sampling_are_one_temporal_view(make_video, as_file
     assert output["video_metadata"][0].frames_indices == list(range(6))
     one_crop = XViTVideoProcessor(**options)(video, do_sample_frames=False).pixel_values
     torch.testing.assert_close(one_crop[0], output.pixel_values[1])  # the centre crop of the same frames
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_pixels_are_refused(bad):
+    frames = np.full((4, 32, 32, 3), 100.0, np.float32)
+    frames[2, 5, 5, 1] = bad
+    processor = XViTVideoProcessor(size={"shortest_edge": 32}, crop_size=32, num_frames=4)
+    with pytest.raises(ValueError, match=r"Video #1 of the batch \(decoded frames\) gives non-finite pixel values"):
+        processor([np.zeros_like(frames), frames])
+    # Finite frames whose normalisation overflows float32 are refused too.
+    with pytest.raises(ValueError, match="non-finite pixel values"):
+        processor(np.full((4, 32, 32, 3), 3e38, np.float32), do_rescale=False, image_std=1e-3)
 
 
 def test_grey_frames_without_a_channel_axis():
