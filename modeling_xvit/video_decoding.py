@@ -1,8 +1,9 @@
 """
 Video decoding for XViT: only the frames a clip needs are decoded, with PyAV (decoding planned from the packet index;
 the default) or decord (random access through `get_batch`, used only on the formats where it gives the right frames).
-Local paths, http(s) URLs (downloaded to a temporary file under a size limit and a deadline), raw bytes and binary file
-objects are read; torchcodec is never used. `XViTVideoProcessor` calls `read_video_frames`; the model never decodes.
+Local paths, http(s) URLs (downloaded to a temporary file under a size limit and one deadline, from public addresses
+only unless allowed), raw bytes and binary file objects are read; torchcodec is never used. `XViTVideoProcessor`
+calls `read_video_frames`; the model never decodes.
 """
 
 import contextlib
@@ -477,9 +478,9 @@ def download(url: str, path: str, max_bytes: int, timeout: float, allow_private_
     Every hop (the URL and each redirect) must be http(s), and its host must resolve only to public addresses: not
     loopback, private, link-local, multicast or otherwise reserved, so that a URL from a request cannot reach the
     machine's own services or its network (`allow_private_urls=True` allows them, for local use and tests). The
-    connection goes to the address that was checked. Every failure gives the same message, naming `url` (the cause is
-    chained to it): an answer that told a refused address, a closed port and an HTTP error apart would let a request
-    map the network.
+    connection goes to the address that was checked, so proxy settings (`HTTP_PROXY`) are not used. Every failure gives
+    the same message, naming `url` (the cause is chained to it): an answer that told a refused address, a closed port
+    and an HTTP error apart would let a request map the network.
     """
     deadline = _Deadline(timeout)
     try:
