@@ -8,6 +8,13 @@ what the two halves of the loop manage alone:
   one process, i.e. on one core; also on the same videos pre-resized to a short side of 256 pixels, and (at the
   XViT-B/16 size) without RandAugment, to tell decoding from augmentation.
 
+The same on prepared shards (`examples/prepare_videos.py`: short side 320, H.264 with a key frame every 8 frames):
+today's collator on the prepared videos (everything in the worker), and the workers' share when augmentation runs on
+the accelerator (`DeviceAugmentationCollator`: decode, resize and crop to uint8); the accelerator-side part
+(`ClipAugmentation`: flips, RandAugment, normalisation) timed on this CPU against the model step; the prepared
+videos' size against the sources' and against the same frames encoded like the sources at the prepared size; the
+time to prepare an hour of video (one process); and the whole loop on the prepared shards.
+
 If the whole loop with workers runs at the model-only rate, the model is the bottleneck; if it runs at (workers x the
 decoding rate), decoding is. The second part is on paper: the clips per second one GPU consumes when training
 XViT-B/16 (16 x 224 x 224), from the FLOPs of a training step counted here and an assumed GPU throughput, against the
@@ -28,6 +35,7 @@ import json
 import os
 import statistics
 import sys
+import tarfile
 import tempfile
 from collections.abc import Callable
 from functools import partial
@@ -45,13 +53,18 @@ from benchmarks.preprocessing import write_video  # noqa: E402
 from benchmarks.presets import FULL, PRESETS, Preset  # noqa: E402
 from examples.run_video_classification import main as run_training  # noqa: E402
 from modeling_xvit import XViTConfig, XViTForVideoClassification  # noqa: E402
+from modeling_xvit.training.augment import ClipAugmentation, DeviceAugmentationCollator  # noqa: E402
 from modeling_xvit.training.collator import VideoClassificationCollator  # noqa: E402
+from modeling_xvit.training.data import DataArguments  # noqa: E402
 from modeling_xvit.training.model import video_processor_for  # noqa: E402
+from modeling_xvit.training.prepare import PrepareArguments, prepare_source  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CLASSES = ("a", "b", "c", "d")
 WORKERS = (0, 1, 2)
 WITHOUT_RAND_AUGMENT = "640x360, no RandAugment"
+PREPARED = "prepared shards"
+PREPARED_CROPS = "prepared shards, augmentation on the accelerator"
 
 
 class StepClock(TrainerCallback):
@@ -108,21 +121,62 @@ def model_clips_per_second(step: Callable[[], None], batch_size: int, steps: int
     return steps * batch_size / (perf_counter() - start)
 
 
-def decode_clips_per_second(videos: list[Path], config: XViTConfig, epoch: int, rand_augment: bool = True) -> float:
-    """Training clips per second that the collator makes in this process (one core), one clip per call."""
-    collator = VideoClassificationCollator(video_processor_for(config), seed=0)
+def decode_clips_per_second(
+    videos: list[Path | bytes], config: XViTConfig, epoch: int, rand_augment: bool = True, on_device: bool = False
+) -> float:
+    """Training clips per second that the collator makes in this process (one core), one clip per call; `on_device`:
+    the workers' share when augmentation runs on the accelerator (uint8 crops)."""
+    collator_class = DeviceAugmentationCollator if on_device else VideoClassificationCollator
+    collator = collator_class(video_processor_for(config), seed=0)
     collator.set_epoch(epoch)  # other augmentations in every round
     processing = {"do_augment": True, "do_rand_augment": rand_augment}
     start = perf_counter()
-    for key, path in enumerate(videos):
-        collator([{"video": str(path), "label": 0, "sample_key": key, "processing": processing}])
+    for key, video in enumerate(videos):
+        video = video if isinstance(video, bytes) else str(video)
+        collator([{"video": video, "label": 0, "sample_key": key, "processing": processing}])
     return len(videos) / (perf_counter() - start)
 
 
+def device_augmentation_ms(videos: list[bytes], config: XViTConfig, batch_size: int, repeats: int = 5) -> float:
+    """Milliseconds `ClipAugmentation` takes on this CPU for one batch of `batch_size` clips (median of `repeats`)."""
+    processor = video_processor_for(config)
+    collator = DeviceAugmentationCollator(processor, seed=0)
+    items = [{"video": video, "label": 0, "sample_key": key, "processing": {"do_augment": True}} for key, video in
+             enumerate((videos * batch_size)[:batch_size])]  # fmt: skip
+    augmentation, times = ClipAugmentation(processor), []
+    for epoch in range(repeats):
+        collator.set_epoch(epoch)  # other operations every time
+        batch = collator(items)
+        start = perf_counter()
+        augmentation(batch)
+        times.append(1000 * (perf_counter() - start))
+    return statistics.median(times)
+
+
+def prepare_videos(data_dir: Path, output: Path) -> dict:
+    """Prepare the training videos in this process, as `examples/prepare_videos.py --num_workers 0` does."""
+    options = PrepareArguments(output_dir=str(output), num_workers=0, cache_dir=str(output.parent / "cache"))
+    start = perf_counter()
+    index = prepare_source(DataArguments(data_dir=str(data_dir)), options, progress=False)
+    seconds = perf_counter() - start
+    train = index["splits"]["train"]
+    return {**{key: train[key] for key in ("videos", "bytes", "source_bytes", "seconds_of_video")}, "seconds": seconds}
+
+
+def prepared_video_bytes(output: Path) -> list[bytes]:
+    """The videos of the prepared training shards, in key order."""
+    videos = []
+    for shard in sorted(output.glob("train/*.tar")):
+        with tarfile.open(shard) as archive:
+            videos += [archive.extractfile(member).read() for member in archive if member.name.endswith(".mp4")]
+    return videos
+
+
 def loop_clips_per_second(
-    data_dir: Path, config: XViTConfig, preset: Preset, workers: int, steps: int, output: Path
+    data: list[str], config: XViTConfig, preset: Preset, workers: int, steps: int, output: Path
 ) -> float:
-    """Clips per second of the training script's own loop, over its steps after the first two."""
+    """Clips per second of the training script's own loop on the source `data` (its arguments), over its steps after
+    the first two."""
     clock = StepClock()
     overrides = ",".join(
         f"{name}={getattr(config, name)}"
@@ -134,7 +188,7 @@ def loop_clips_per_second(
     )  # fmt: skip
     run_training(
         [
-            "--data_dir", str(data_dir), "--config_overrides", overrides, "--output_dir", str(output),
+            *data, "--config_overrides", overrides, "--output_dir", str(output),
             "--cache_dir", str(output.parent / "cache"), "--do_train", "--max_steps", str(steps),
             "--per_device_train_batch_size", str(preset.batch_size), "--dataloader_num_workers", str(workers),
             "--use_cpu", "--report_to", "none", "--save_strategy", "no", "--logging_strategy", "no",
@@ -171,23 +225,34 @@ def measure(preset: Preset, rounds: int, steps: int, num_videos: int, gpu_tflops
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         data_dir = write_videos(folder / "videos", num_videos, 640, 360)
+        same_size = write_videos(folder / "same-size", num_videos, 568, 320).glob("*/*/*.mp4")
+        prepared = prepare_videos(data_dir, folder / "prepared")
+        prepared["same_resolution_bytes"] = sum(path.stat().st_size for path in same_size)
         videos = {
             "640x360": sorted(data_dir.glob("train/*/*.mp4")),
             "456x256 (pre-resized)": sorted(write_videos(folder / "resized", num_videos, 456, 256).glob("*/*/*.mp4")),
+            PREPARED: prepared_video_bytes(folder / "prepared"),
         }
+        shards = ["--train_file", str(folder / "prepared" / "train" / "*.tar"), "--label_column_name", "cls"]
+        loop = partial(loop_clips_per_second, config=config, preset=preset, steps=steps)
         tasks = {
             **{
                 f"loop, {workers} workers": partial(
-                    loop_clips_per_second, data_dir, config, preset, workers, steps, folder / f"run-{workers}"
+                    loop, ["--data_dir", str(data_dir)], workers=workers, output=folder / f"run-{workers}"
                 )
                 for workers in WORKERS
             },
+            f"loop, 2 workers, {PREPARED}": partial(loop, shards, workers=2, output=folder / "run-prepared"),
             "model only": partial(model_clips_per_second, step, preset.batch_size, steps),
             **{f"decode {name}": partial(decode_clips_per_second, paths, config) for name, paths in videos.items()},
+            f"decode {PREPARED_CROPS}": partial(decode_clips_per_second, videos[PREPARED], config, on_device=True),
             **{f"decode b16 {name}": partial(decode_clips_per_second, paths, b16) for name, paths in videos.items()},
             f"decode b16 {WITHOUT_RAND_AUGMENT}": partial(
                 decode_clips_per_second, videos["640x360"], b16, rand_augment=False
             ),
+            f"decode b16 {PREPARED_CROPS}": partial(decode_clips_per_second, videos[PREPARED], b16, on_device=True),
+            "augmentation ms": partial(device_augmentation_ms, videos[PREPARED], config, preset.batch_size),
+            "augmentation ms b16": partial(device_augmentation_ms, videos[PREPARED], b16, 1),
         }
         samples = {name: [] for name in tasks}
         names = list(tasks)
@@ -197,20 +262,33 @@ def measure(preset: Preset, rounds: int, steps: int, num_videos: int, gpu_tflops
                 task = tasks[name]
                 samples[name].append(task(round_index) if name.startswith("decode") else task())
     rate = {name: statistics.median(values) for name, values in samples.items()}
+    model_step_ms = 1000 * preset.batch_size / rate["model only"]
+    decoded = (*videos, PREPARED_CROPS)
     return {
         "preset": preset.to_dict(),
         "machine": {**machine_info(torch.device("cpu")), "load_average": os.getloadavg()},
         "rounds": rounds,
         "steps": steps,
         "videos": num_videos,
-        "samples_clips_per_second": samples,
+        "samples_clips_per_second": {name: values for name, values in samples.items() if "ms" not in name},
+        "samples_augmentation_ms": {name: values for name, values in samples.items() if "ms" in name},
         "loop_clips_per_second": {str(workers): rate[f"loop, {workers} workers"] for workers in WORKERS},
+        "loop_prepared_clips_per_second": {"2": rate[f"loop, 2 workers, {PREPARED}"]},
         "model_only_clips_per_second": rate["model only"],
-        "model_step_ms": 1000 * preset.batch_size / rate["model only"],
-        "decode_clips_per_second_per_core": {name: rate[f"decode {name}"] for name in videos},
+        "model_step_ms": model_step_ms,
+        "decode_clips_per_second_per_core": {name: rate[f"decode {name}"] for name in decoded},
         "gpu_estimate": {
             name: gpu_estimate(rate[f"decode b16 {name}"], gpu_tflops, utilisation)
-            for name in (*videos, WITHOUT_RAND_AUGMENT)
+            for name in (*videos, WITHOUT_RAND_AUGMENT, PREPARED_CROPS)
+        },
+        "device_augmentation": {
+            "ms_per_step": rate["augmentation ms"],
+            "share_of_model_step": rate["augmentation ms"] / model_step_ms,
+            "b16_ms_per_clip": rate["augmentation ms b16"],
+        },
+        "prepared": {
+            **prepared,
+            "seconds_to_prepare_per_hour_of_video": prepared["seconds"] / prepared["seconds_of_video"] * 3600,
         },
     }
 
@@ -228,6 +306,8 @@ def markdown(results: dict) -> str:
     ]
     for workers, rate in results["loop_clips_per_second"].items():
         lines.append(f"| whole training loop, {workers} DataLoader worker(s) | {rate:.2f} |")
+    for workers, rate in results.get("loop_prepared_clips_per_second", {}).items():
+        lines.append(f"| whole training loop, {workers} DataLoader worker(s), prepared shards | {rate:.2f} |")
     lines.append(f"| model only (forward + backward + AdamW, {results['model_step_ms']:.0f} ms per step) | "
                  f"{results['model_only_clips_per_second']:.2f} |")  # fmt: skip
     for videos, rate in results["decode_clips_per_second_per_core"].items():
@@ -249,7 +329,31 @@ def markdown(results: dict) -> str:
     first = estimates[0]
     lines.append("")
     lines.append(f"GPU assumption: {first['gpu_tflops']:.0f} TFLOP/s peak at {first['utilisation']:.0%} utilisation.")
+    if "prepared" in results:
+        lines += prepared_markdown(results)
     return "\n".join(lines) + "\n"
+
+
+def prepared_markdown(results: dict) -> list[str]:
+    """The prepared shards' size and preparation time, and the accelerator-side augmentation's cost on this CPU."""
+    prepared, augmentation = results["prepared"], results["device_augmentation"]
+    mib = 2**20
+    return [
+        "",
+        "| prepared shards (short side 320, H.264, key frame every 8 frames) | |",
+        "|---|---:|",
+        f"| source videos (640x360), MiB | {prepared['source_bytes'] / mib:.2f} |",
+        f"| same frames encoded like the sources at the prepared size (568x320), MiB | "
+        f"{prepared['same_resolution_bytes'] / mib:.2f} |",
+        f"| prepared shards on disk, MiB | {prepared['bytes'] / mib:.2f} "
+        f"({prepared['bytes'] / prepared['same_resolution_bytes']:.2f}x the same-size videos, "
+        f"{prepared['bytes'] / prepared['source_bytes']:.2f}x the sources) |",
+        f"| time to prepare, one process, s per hour of video | "
+        f"{prepared['seconds_to_prepare_per_hour_of_video']:.0f} |",
+        f"| accelerator-side augmentation on this CPU, ms per step (batch {results['preset']['batch_size']}) | "
+        f"{augmentation['ms_per_step']:.1f} ({augmentation['share_of_model_step']:.1%} of the model step) |",
+        f"| the same at XViT-B/16 size on this CPU, ms per clip | {augmentation['b16_ms_per_clip']:.1f} |",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

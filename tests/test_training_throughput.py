@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.training_throughput import markdown
+from benchmarks.training_throughput import markdown, prepared_markdown
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -47,3 +47,21 @@ def test_report_names_the_bottleneck_figures():
     assert "from videos of | 640x360 | 456x256 (pre-resized) |" in report
     assert "| CPU cores needed per GPU | 47 | 25 |" in report
     assert "load average (1, 5, 15 min) at the end: 1.0" in report
+
+
+def test_report_gives_the_prepared_shards_figures():
+    results = {
+        "preset": {"batch_size": 2},
+        "prepared": {
+            "bytes": 3 * 2**20,
+            "source_bytes": 4 * 2**20,
+            "same_resolution_bytes": 2 * 2**20,
+            "seconds_to_prepare_per_hour_of_video": 1234.4,
+        },
+        "device_augmentation": {"ms_per_step": 12.34, "share_of_model_step": 0.041, "b16_ms_per_clip": 56.7},
+    }
+    report = "\n".join(prepared_markdown(results))
+    assert "| prepared shards on disk, MiB | 3.00 (1.50x the same-size videos, 0.75x the sources) |" in report
+    assert "s per hour of video | 1234 |" in report
+    assert "ms per step (batch 2) | 12.3 (4.1% of the model step) |" in report
+    assert "XViT-B/16 size on this CPU, ms per clip | 56.7 |" in report
