@@ -143,10 +143,10 @@ class XViTVideoProcessor(XViTProcessingDefaults, BaseVideoProcessor):
     would need more than `MAX_PIXEL_BYTES_PER_VIDEO` (4 GiB, `processing_defaults.py`) for one video is refused before
     they are decoded or copied, counted from the video's real frame size and the resize these options give it.
     Files are decoded as players show them (rotation honoured, transparent pixels blended onto white, as RGBA arrays
-    are); a truncated file is an error unless `allow_truncated_videos=True`; URLs are fetched from public addresses only
-    unless a call passes `allow_private_urls=True`; a saved config cannot raise the download limits. Frames that would
-    give non-finite `pixel_values` are refused. Given frames (`do_sample_frames=False`) form one temporal view; the
-    spatial crops still apply.
+    are); a truncated file is an error unless `allow_truncated_videos=True`; URLs are fetched from public addresses
+    only unless a call passes `allow_private_urls=True`; a saved config cannot raise the download limits. Frames that
+    would give non-finite `pixel_values` are refused. Given frames (`do_sample_frames=False`) form one temporal view;
+    the spatial crops still apply.
 
     Args: see `XViTVideoProcessorKwargs` for the XViT-specific options; the others are those of
     `BaseVideoProcessor` (`size`, `crop_size`, `do_resize`, `do_center_crop`, `do_rescale`, `do_normalize`,
