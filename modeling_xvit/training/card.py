@@ -133,6 +133,7 @@ def origin(model_args: ModelArguments, training_args: TrainingArguments, state: 
     return (
         f"{start}, with `{SCRIPT}` (the Transformers `Trainer`) on"
         f" {count_of(training_args.world_size, 'process', 'processes')} for {count_of(state.global_step, 'step')}."
+        " In the command below, local paths are relative to the model folder."
     )
 
 
