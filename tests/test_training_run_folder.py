@@ -9,10 +9,9 @@ import pytest
 from transformers import TrainerCallback
 
 from examples.run_video_classification import main
-from modeling_xvit.training.run_folder import RUN_RECORD
+from modeling_xvit.training.arguments import parse_arguments
+from modeling_xvit.training.run_folder import RUN_RECORD, describe_run, differences
 from tests.training_videos import tiny_run, write_video_folder
-
-pytestmark = pytest.mark.slow
 
 CHECKPOINTS = ["--save_strategy", "steps", "--save_steps", "1"]
 
@@ -36,6 +35,7 @@ def run(output_dir: Path, data: Path, *arguments: str, callbacks=()) -> dict:
     return main(tiny_run(output_dir, "--data_dir", str(data), "--do_train", *arguments), callbacks=callbacks)
 
 
+@pytest.mark.slow
 def test_the_same_run_resumes_and_another_is_refused_naming_the_difference(videos, tmp_path):
     output_dir = tmp_path / "run"
     run(output_dir, videos["a"], "--max_steps", "2", *CHECKPOINTS)
@@ -43,10 +43,10 @@ def test_the_same_run_resumes_and_another_is_refused_naming_the_difference(video
     assert json.loads((output_dir / RUN_RECORD).read_text())["run"]["max_steps"] == 2
 
     with pytest.raises(
-        ValueError, match=r"(?s)holds another run.*--data_dir was .*/a\", now .*/b\".*--overwrite_output_dir"
+        ValueError, match=r"(?s)holds another run.*--data_dir: earlier .*/a\", now .*/b\".*--overwrite_output_dir"
     ):
         run(output_dir, videos["b"], "--max_steps", "2", *CHECKPOINTS)
-    with pytest.raises(ValueError, match=r"--learning_rate was 0.001, now 0.01"):
+    with pytest.raises(ValueError, match=r"--learning_rate: earlier 0.001, now 0.01"):
         run(output_dir, videos["a"], "--max_steps", "2", *CHECKPOINTS, "--learning_rate", "1e-2")
     assert (output_dir / "model.safetensors").read_bytes() == model
 
@@ -55,6 +55,7 @@ def test_the_same_run_resumes_and_another_is_refused_naming_the_difference(video
     assert steps.steps == []
 
 
+@pytest.mark.slow
 def test_a_folder_the_script_did_not_write_is_refused_and_left_as_it_was(videos, tmp_path):
     output_dir = tmp_path / "run"
     files = {"model.safetensors": b"an earlier model", "README.md": b"# mine", "hub_upload/notes.txt": b"notes"}
@@ -70,6 +71,7 @@ def test_a_folder_the_script_did_not_write_is_refused_and_left_as_it_was(videos,
         assert (output_dir / name).read_bytes() == content, name
 
 
+@pytest.mark.slow
 def test_starting_afresh_deletes_only_what_the_earlier_run_wrote(videos, tmp_path):
     output_dir = tmp_path / "run"
     run(output_dir, videos["a"], "--max_steps", "2", *CHECKPOINTS, "--hub_dry_run")
@@ -87,6 +89,7 @@ def test_starting_afresh_deletes_only_what_the_earlier_run_wrote(videos, tmp_pat
     assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == 1
 
 
+@pytest.mark.slow
 def test_results_belong_to_the_run_that_measured_them(videos, tmp_path):
     output_dir = tmp_path / "run"
     run(output_dir, videos["a"], "--max_steps", "1", "--do_eval")
@@ -98,12 +101,13 @@ def test_results_belong_to_the_run_that_measured_them(videos, tmp_path):
 
     evaluated = tmp_path / "evaluated"  # an evaluation of the initial model is not the run that trains it
     main(tiny_run(evaluated, "--data_dir", str(videos["a"]), "--do_eval"))
-    with pytest.raises(ValueError, match=r"--do_train was false, now true"):
+    with pytest.raises(ValueError, match=r"--do_train: earlier false, now true"):
         run(evaluated, videos["a"], "--max_steps", "1")
     run(evaluated, videos["a"], "--max_steps", "1", "--overwrite_output_dir")
     assert not [name for name in json.loads((evaluated / "all_results.json").read_text()) if name.startswith("eval")]
 
 
+@pytest.mark.slow
 def test_resuming_skips_checkpoints_that_a_killed_run_left_incomplete(videos, tmp_path, caplog):
     output_dir = tmp_path / "run"
     run(output_dir, videos["a"], "--max_steps", "3", *CHECKPOINTS)
@@ -117,4 +121,22 @@ def test_resuming_skips_checkpoints_that_a_killed_run_left_incomplete(videos, tm
     skipped = [record.message for record in caplog.records if "incomplete checkpoint" in record.message]
     assert [message.split()[4] for message in skipped] == [
         str(output_dir / name) for name in ("checkpoint-4", "checkpoint-3")
+    ]
+
+
+def test_the_record_names_local_paths_absolutely_and_differences_in_words(tmp_path, monkeypatch):
+    (tmp_path / "videos").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def record(*arguments: str) -> dict:
+        parsed = parse_arguments(["--output_dir", "out", "--use_cpu", *arguments])
+        return describe_run(*parsed, splits={}, class_names=["a", "b"])
+
+    relative = record("--data_dir", "videos", "--seed", "1", "--logging_steps", "3", "--dataloader_num_workers", "0")
+    assert relative == record("--data_dir", str(tmp_path / "videos"), "--seed", "1", "--report_to", "tensorboard")
+    assert relative["data_dir"] == str(tmp_path / "videos")
+    other = record("--data_dir", "videos", "--seed", "2")
+    assert differences(relative, other) == ["--seed: earlier 1, now 2"]
+    assert differences(relative, {**relative, "class_names_found": ["a"]}) == [
+        'the class names: earlier ["a", "b"], now ["a"]'
     ]

@@ -25,7 +25,7 @@ from typing import Any
 from transformers import TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-import modeling_xvit
+from modeling_xvit.hub.folder import is_hub_folder_file
 from modeling_xvit.training.arguments import ModelArguments
 from modeling_xvit.training.data import DataArguments, VideoSplit
 
@@ -43,18 +43,6 @@ RESULT_FILES = (
 )
 RUN_FILES = (*RESULT_FILES, RUN_RECORD, "trainer_state.json", "training_args.bin", "training_curve.png")
 RUN_FOLDERS = (f"{PREFIX_CHECKPOINT_DIR}-[0-9]*", "runs")  # Trainer's checkpoints and TensorBoard logs
-# The Hub folder's files (`modeling_xvit.hub.folder.write_hub_folder`): configs, weights, card, handler, code.
-HUB_FOLDER_FILES = (
-    "README.md",
-    "config.json",
-    "*.safetensors",
-    "model.safetensors.index.json",
-    "video_preprocessor_config.json",
-    "preprocessor_config.json",
-    "handler.py",
-    *sorted(path.name for path in Path(modeling_xvit.__file__).parent.glob("*.py")),
-)
-
 # Arguments that do not change the trained model: how it is logged, saved, evaluated, published and read.
 IGNORED_ARGUMENTS = {
     "cache_dir",
@@ -88,6 +76,28 @@ IGNORED_ARGUMENTS = {
     "dataloader_multiprocessing_context",
 }
 IGNORED_PREFIXES = ("logging_", "log_", "save_", "hub_", "trackio_", "eval_", "include_", "torch_empty_cache")
+# Arguments that may name local files or folders: recorded as absolute paths, however the command spells them.
+PATH_ARGUMENTS = (
+    "data_dir",
+    "train_dir",
+    "validation_dir",
+    "train_file",
+    "validation_file",
+    "video_root",
+    "dataset_name",
+    "class_names",
+    "model_name_or_path",
+    "init_from_image_model",
+    "config_name",
+    "video_processor_name",
+)
+# What the record holds besides the arguments, in the words of a refusal.
+DERIVED = {
+    "list_file_sha256": "the content of the list files (sha256)",
+    "rows": "the rows of each split",
+    "class_names_found": "the class names",
+    "processes": "the number of processes",
+}
 
 
 def describe_run(
@@ -109,10 +119,13 @@ def describe_run(
         for name, value in arguments.items()
         if name not in IGNORED_ARGUMENTS and not name.startswith(IGNORED_PREFIXES)
     }
+    for name in PATH_ARGUMENTS:
+        if run.get(name) and os.path.exists(run[name]):
+            run[name] = os.path.abspath(run[name])
     lists = {"train_file": data_args.train_file, "validation_file": data_args.validation_file}
     run["list_file_sha256"] = {name: _sha256(path) for name, path in lists.items() if path and os.path.isfile(path)}
     run["rows"] = {name: split.num_rows for name, split in splits.items() if hasattr(split, "num_rows")}
-    run["class_names"] = list(class_names)
+    run["class_names_found"] = list(class_names)
     return json.loads(json.dumps(run, default=str, sort_keys=True))
 
 
@@ -122,10 +135,10 @@ def _sha256(path: str) -> str:
 
 
 def differences(earlier: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
-    """`--name: earlier -> now` for each difference between two runs."""
+    """`--name: earlier A, now B` for each difference between two runs."""
     names = sorted(set(earlier) | set(run))
     return [
-        f"--{name} was {_shown(earlier.get(name))}, now {_shown(run.get(name))}"
+        f"{DERIVED.get(name, '--' + name)}: earlier {_shown(earlier.get(name))}, now {_shown(run.get(name))}"
         for name in names
         if earlier.get(name) != run.get(name)
     ]
@@ -182,7 +195,7 @@ def _claim_problem(output_dir: Path, run: dict[str, Any], overwrite: bool) -> st
             + "\nChoose another --output_dir, or pass --overwrite_output_dir to start afresh there (the files that"
             " run wrote are deleted, others kept)."
         )
-    foreign = [name for name in _entries(output_dir / HUB_UPLOAD_FOLDER) if not _matches(name, HUB_FOLDER_FILES)]
+    foreign = [name for name in _entries(output_dir / HUB_UPLOAD_FOLDER) if not is_hub_folder_file(name)]
     if foreign:
         return (
             f"{output_dir / HUB_UPLOAD_FOLDER} holds files this script did not write ({', '.join(foreign)}), and the"
@@ -209,7 +222,7 @@ def remove_run_files(output_dir: Path) -> list[str]:
             remove_hub_folder_files(path)
         elif path.is_dir() and not path.is_symlink() and _matches(name, RUN_FOLDERS):
             shutil.rmtree(path)
-        elif path.is_file() and _matches(name, (*RUN_FILES, *HUB_FOLDER_FILES)):
+        elif path.is_file() and (_matches(name, RUN_FILES) or is_hub_folder_file(name)):
             path.unlink()
         else:
             continue
@@ -220,7 +233,7 @@ def remove_run_files(output_dir: Path) -> list[str]:
 def remove_hub_folder_files(folder: Path) -> None:
     """Delete the Hub folder's files from `folder`, then `folder` if nothing else is left in it."""
     for name in _entries(folder):
-        if _matches(name, HUB_FOLDER_FILES) and (folder / name).is_file():
+        if is_hub_folder_file(name) and (folder / name).is_file():
             (folder / name).unlink()
     if not _entries(folder):
         folder.rmdir()
