@@ -47,6 +47,7 @@ def video_root(tmp_path_factory) -> Path:
     return write_video_folder(tmp_path_factory.mktemp("videos"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["path", "module"])
 def test_help_lists_trainer_and_script_arguments(how):
     command = (
@@ -107,6 +108,7 @@ def test_dataloader_workers_default_to_the_cores_available(tmp_path, monkeypatch
         assert yaml.safe_load(recipe.read_text()).get("dataloader_num_workers", 0) <= 1, recipe.name
 
 
+@pytest.mark.slow
 def test_videofolder_train_evaluate_predict_and_the_saved_folder(video_root, tmp_path, real_videos):
     output_dir = tmp_path / "run"
     arguments = ["--data_dir", str(video_root), "--do_train", "--do_eval", "--do_predict", "--max_steps", "3"]
@@ -146,6 +148,7 @@ def test_videofolder_train_evaluate_predict_and_the_saved_folder(video_root, tmp
     assert sum(entry["score"] for entry in output["result"]) == pytest.approx(1, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_lists_with_a_video_root_class_indices_a_frozen_backbone_and_tensorboard(video_root, tmp_path):
     # The original's list format: `relative/path.mp4 class_index`, no header, class names from a file.
     for split in ("train", "validation"):
@@ -172,6 +175,7 @@ def test_lists_with_a_video_root_class_indices_a_frozen_backbone_and_tensorboard
         assert torch.equal(value, initial[name]) == (not name.startswith("classifier.")), name
 
 
+@pytest.mark.slow
 def test_streamed_webdataset_shards(video_root, tmp_path):
     shards = tmp_path / "shards"
     for split in ("train", "validation"):
@@ -187,6 +191,7 @@ def test_streamed_webdataset_shards(video_root, tmp_path):
     assert (output_dir / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("good", "bad", "message"),
     [("0", "7", "label 7 is out of range for 3 classes"), ("left", "jumping", "unknown class name 'jumping'")],
@@ -214,6 +219,7 @@ def folder_with_a_corrupt_video(video_root, tmp_path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_corrupt_video_is_skipped_and_counted(folder_with_a_corrupt_video, tmp_path, caplog):
     # Batches of one video: the corrupt one makes a batch with no readable video, which steps with zero gradients.
     total = 2 * 2 + 1
@@ -228,6 +234,7 @@ def test_a_corrupt_video_is_skipped_and_counted(folder_with_a_corrupt_video, tmp
     assert [record.message for record in caplog.records if "corrupt.mp4" in record.message]
 
 
+@pytest.mark.slow
 def test_too_many_bad_videos_stop_the_run(folder_with_a_corrupt_video, tmp_path):
     arguments = ["--data_dir", str(folder_with_a_corrupt_video), "--do_train", "--num_train_epochs", "1"]
     with pytest.raises(
@@ -292,6 +299,7 @@ def test_init_from_an_image_vit(tmp_path):
     torch.testing.assert_close(model.xvit.embeddings.cls_token, vit.embeddings.cls_token, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_views_the_processor_refuses_fail_before_training(video_root, tmp_path):
     # Segment sampling has 3 test views (middle, start, end): a 4th is refused before any video is read.
     arguments = ["--data_dir", str(video_root), "--do_eval", "--eval_num_temporal_views", "4"]

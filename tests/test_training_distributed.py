@@ -110,6 +110,7 @@ LAUNCHERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_two_processes_train_as_one_with_the_same_global_batch(video_root, tmp_path, launcher):
     # 12 videos, global batch 4: 4 steps cross an epoch boundary, with augmentation drawn in a DataLoader worker.
@@ -130,6 +131,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(video_root, tmp_p
     assert max_weight_difference(tmp_path / "one", tmp_path / "two") < 1e-5
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(video_root, tmp_path):
     # Dropout on, augmentation in a DataLoader worker, a checkpoint every 2 steps, killed in the middle of epoch 2.
     model = ["--config_overrides", TINY_MODEL + ",hidden_dropout_prob=0.1,frame_dropout_prob=0.2"]
@@ -178,6 +180,7 @@ def test_accelerate_accepts_each_config(config):
         assert loaded.main_process_port and loaded.main_process_ip
 
 
+@pytest.mark.slow
 def test_fsdp_sharding_from_the_config_trains_like_ddp(tmp_path):
     fsdp_config = REPOSITORY / "examples" / "accelerate" / "fsdp_8gpu.yaml"
     fsdp_variables = {name: value for name, value in launch_environment(fsdp_config).items() if "FSDP" in name}

@@ -62,6 +62,7 @@ def model_index(card: ModelCard) -> dict[tuple[str, str], float]:
     return {(result.dataset_split, result.metric_name): result.metric_value for result in card.data.eval_results}
 
 
+@pytest.mark.slow
 def test_push_to_hub_publishes_the_complete_model_folder_with_our_card(
     video_root, tmp_path, fake_hub, real_videos, capsys
 ):
@@ -113,6 +114,7 @@ def test_the_card_gives_top5_only_with_more_than_5_classes(tmp_path, num_labels,
     assert (result.top1, result.top5) == (50.0, top5)
 
 
+@pytest.mark.slow
 def test_a_dry_run_sends_nothing_and_keeps_exactly_what_it_would_upload(video_root, tmp_path, fake_hub, capsys):
     output_dir = tmp_path / "run"
     main(tiny_run(output_dir, "--data_dir", str(video_root), "--do_train", "--max_steps", "1", "--hub_dry_run"))
@@ -130,6 +132,7 @@ def test_a_dry_run_sends_nothing_and_keeps_exactly_what_it_would_upload(video_ro
     assert not card.data.eval_results and "No accuracy has been measured" in card.text  # no evaluation in this run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
