@@ -32,6 +32,7 @@ import transformers
 from transformers import TrainerCallback
 from transformers.trainer_utils import set_seed
 
+from modeling_xvit.errors import exit_status
 from modeling_xvit.training import TOP_K_ACCURACY_METRIC
 from modeling_xvit.training.arguments import parse_arguments
 from modeling_xvit.training.card import training_card_inputs
@@ -163,4 +164,4 @@ def _report(trainer, split: str, metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status(main))  # a refusal of the package (a failed upload, say) is one line, not a traceback

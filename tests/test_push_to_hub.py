@@ -222,3 +222,32 @@ def test_weights_files_that_do_not_parse_are_refused(folder, fake_hub, content):
     with pytest.raises(ConversionError, match=r"model.safetensors: not a valid safetensors file \(") as error:
         push_to_hub(folder, "someone/xvit")  # before: a 0-byte .safetensors was uploaded
     assert "Refusing to publish" in str(error.value) and fake_hub.requests == []
+
+
+@pytest.mark.slow  # runs the training script
+def test_a_training_run_that_cannot_reach_the_hub_ends_with_one_line_and_keeps_its_folder(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from training_videos import tiny_run, write_video_folder
+
+    with socket.socket() as closed:  # a port nothing listens on: no network
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    videos = write_video_folder(tmp_path / "videos", {"train": 2})
+    output_dir = tmp_path / "run"
+    arguments = tiny_run(output_dir, "--data_dir", str(videos), "--do_train", "--max_steps", "1")
+    arguments += ["--push_to_hub", "--hub_model_id", "someone/xvit-run"]
+    environment = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": "hf_fake_token_for_tests"}
+    script = Path(__file__).resolve().parents[1] / "examples" / "run_video_classification.py"
+    completed = subprocess.run(
+        [sys.executable, str(script), *arguments], env=environment, capture_output=True, text=True, timeout=600
+    )
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr, completed.stderr[-3000:]  # before: an 80-line httpx traceback
+    last = completed.stderr.strip().splitlines()[-1]
+    upload = output_dir / "hub_upload"
+    assert last.startswith(f"error: Uploading {upload} to someone/xvit-run failed (ConnectError: ")
+    assert f"the folder is kept as it was. To retry: python -m modeling_xvit.hub.upload --folder {upload}" in last
+    assert (upload / "model.safetensors").is_file() and (output_dir / "model.safetensors").is_file()
