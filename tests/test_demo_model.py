@@ -174,7 +174,7 @@ def test_the_space_serves_the_demo_model_and_its_example_clips(monkeypatch):
     monkeypatch.delenv(app.MODEL_ENV, raising=False)
     assert app.resolve_model(None) == DEMO_MODEL
     classifier = app.load_classifier(DEMO_MODEL)
-    examples = app.example_videos(None)
+    examples = app.example_videos(app.default_videos(DEMO_MODEL))
     assert sorted(Path(video).stem for video in examples) == sorted(CLASSES)
     for video in examples:  # each committed example is classified right, with the strip of its 8 frames
         labels, strip = app.classify(classifier, video, 1, 1)
