@@ -31,11 +31,14 @@ def test_local_paths_in_the_command_are_relative_to_the_output_folder(tmp_path, 
         str(output_dir),
         "--hub_token",
         "hf_secret_token_value",
+        "--hub_model_id",
+        "skv",  # a repository name, though a folder of that name exists here
     ]
     command = run_command(argv, output_dir, hub_token="hf_secret_token_value")
     assert command == (  # before: the absolute paths of this machine
         "python examples/run_video_classification.py --train_file ../../skv/train.csv --video_root=../../skv/videos"
         f" --class_names kinetics600 --model_name_or_path someone/xvit-k600 --output_dir . --hub_token {REDACTED}"
+        " --hub_model_id skv"
     )
     assert str(tmp_path) not in command
     assert relative_to_output("no/such/path", output_dir) == "no/such/path"

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from examples.run_video_classification import ModelArguments
 
 SCRIPT = "examples/run_video_classification.py"
+# Options whose value is a Hub repository id, never a local path, even where a folder of that name exists.
+HUB_ID_FLAGS = ("--hub_model_id",)
 REDACTED = "REDACTED"
 
 
@@ -75,11 +77,11 @@ def run_command(argv: Sequence[str], output_dir: str | os.PathLike, hub_token: s
     """The shell command of the run: its arguments as given, local paths relative to the output folder (no absolute
     path of this machine), the Hub token replaced wherever it appears."""
     words = []
-    for word in argv:
+    for index, word in enumerate(argv):
         if word.startswith("--"):  # --flag, or --flag=value
             flag, equals, value = word.partition("=")
-            word = flag + equals + relative_to_output(value, output_dir)
-        else:
+            word = flag + equals + (value if flag in HUB_ID_FLAGS else relative_to_output(value, output_dir))
+        elif index == 0 or argv[index - 1] not in HUB_ID_FLAGS:
             word = relative_to_output(word, output_dir)
         words.append(word.replace(hub_token, REDACTED) if hub_token else word)
     return shlex.join(["python", SCRIPT, *words])
