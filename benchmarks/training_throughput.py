@@ -64,7 +64,7 @@ CLASSES = ("a", "b", "c", "d")
 WORKERS = (0, 1, 2)
 WITHOUT_RAND_AUGMENT = "640x360, no RandAugment"
 PREPARED = "prepared shards"
-PREPARED_CROPS = "prepared shards, augmentation on the accelerator"
+PREPARED_CROPS = "prepared shards, augmentation on the accelerator (workers: decode, resize, crop)"
 
 
 class StepClock(TrainerCallback):
@@ -311,7 +311,8 @@ def markdown(results: dict) -> str:
     lines.append(f"| model only (forward + backward + AdamW, {results['model_step_ms']:.0f} ms per step) | "
                  f"{results['model_only_clips_per_second']:.2f} |")  # fmt: skip
     for videos, rate in results["decode_clips_per_second_per_core"].items():
-        lines.append(f"| decoding + augmentation only, one core, {videos} videos | {rate:.2f} |")
+        source = videos if videos.startswith(PREPARED) else f"{videos} videos"
+        lines.append(f"| decoding + augmentation only, one core, {source} | {rate:.2f} |")
     lines += [
         "",
         "| XViT-B/16 training, 16 x 224 x 224, from videos of | " + " | ".join(results["gpu_estimate"]) + " |",
