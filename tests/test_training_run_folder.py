@@ -3,6 +3,8 @@ checkpoint), another run is refused (or starts afresh with --overwrite_output_di
 wrote), a folder the script did not write is never written over, and results belong to the run that measured them."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from modeling_xvit.training.arguments import parse_arguments
 from modeling_xvit.training.run_folder import RUN_RECORD, describe_run, differences
 from tests.training_videos import tiny_run, write_video_folder
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ["--save_strategy", "steps", "--save_steps", "1"]
 
 
@@ -69,6 +72,18 @@ def test_a_folder_the_script_did_not_write_is_refused_and_left_as_it_was(videos,
     assert {path.relative_to(output_dir).as_posix() for path in output_dir.rglob("*") if path.is_file()} == set(files)
     for name, content in files.items():
         assert (output_dir / name).read_bytes() == content, name
+
+    # The command line says it in a few lines, without a traceback.
+    arguments = tiny_run(output_dir, "--data_dir", str(videos["a"]), "--do_train", "--max_steps", "1")
+    completed = subprocess.run(
+        [sys.executable, str(REPOSITORY / "examples" / "run_video_classification.py"), *arguments],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr
+    assert f"error: --output_dir {output_dir} is not empty and holds no run of this script" in completed.stderr
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from typing import Any
 from transformers import TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from modeling_xvit.errors import ConversionError
 from modeling_xvit.hub.folder import is_hub_folder_file
 from modeling_xvit.training.arguments import ModelArguments
 from modeling_xvit.training.data import DataArguments, VideoSplit
@@ -156,8 +157,8 @@ def claim_output_dir(output_dir: str | os.PathLike, run: dict[str, Any], trainin
     output_dir = Path(output_dir)
     overwrite = getattr(training_args, "overwrite_output_dir", False)
     problem = _claim_problem(output_dir, run, overwrite)
-    if problem:
-        raise ValueError(problem)
+    if problem:  # refused as the converters refuse their output folder: one message, no traceback from the script
+        raise ConversionError(problem)
     state = training_args.distributed_state
     state.wait_for_everyone()  # every process has read the folder before the first one changes it
     if state.is_main_process:
