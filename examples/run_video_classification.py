@@ -39,8 +39,7 @@ from modeling_xvit.training.card import training_card_inputs
 from modeling_xvit.training.collator import VideoClassificationCollator, clip_mixing
 from modeling_xvit.training.curve import write_training_curve
 from modeling_xvit.training.data import LabelEncoder, check_splits, find_class_names, load_video_splits, split_rows
-from modeling_xvit.training.evaluation import evaluate as evaluate_views
-from modeling_xvit.training.evaluation import predict, top_k_metrics, views
+from modeling_xvit.training.evaluation import evaluate_views, predict, top_k_metrics, views
 from modeling_xvit.training.model import build_model, build_video_processor, check_processing
 from modeling_xvit.training.output import check_publishing, run_summary, save_hub_folder
 from modeling_xvit.training.run_folder import claim_output_dir, describe_run, last_complete_checkpoint

@@ -45,7 +45,7 @@ def top_k_metrics(eval_prediction: EvalPrediction, metric) -> dict[str, float]:
     return metric.compute(predictions=eval_prediction.predictions[kept], references=labels[kept], k=[1, 5])
 
 
-def evaluate(trainer, rows: dict[str, Any], data_args: DataArguments) -> dict[str, Any]:
+def evaluate_views(trainer, rows: dict[str, Any], data_args: DataArguments) -> dict[str, Any]:
     """Validation metrics: one view, and the multi-view protocol when asked (`rows["validation_multiview"]`)."""
     metrics = trainer.evaluate(rows["validation"])
     if "validation_multiview" in rows:
