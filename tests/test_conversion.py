@@ -601,9 +601,21 @@ def test_a_model_answering_nan_fails_every_check_that_runs_it(tmp_path, tiny_con
     with pytest.raises(ConversionError, match="failed the Hub checks"):
         write_hub_folder(tmp_path / "nan", model, ModelCardInputs(origin="x"), check=check_hub_folder)
     output = capsys.readouterr().out
+    for check in ('pipeline("video-classification")', "pipeline batch_size=2", "Inference Endpoints handler"):
+        assert f"[FAIL] {check}: " in output
     for check in ('pipeline("video-classification")', "Inference Endpoints handler"):
-        assert f"[FAIL] {check}: " in output and "non-finite" in output.split(f"[FAIL] {check}: ")[1].splitlines()[0]
+        assert "non-finite" in output.split(f"[FAIL] {check}: ")[1].splitlines()[0]
     assert not (tmp_path / "nan").exists()
+
+
+def test_every_check_that_reads_scores_refuses_non_finite_ones():
+    from modeling_xvit.hub.checks import _check_predictions
+
+    labels = {0: "a", 1: "b"}
+    _check_predictions([{"label": "a", "score": 0.75}, {"label": "b", "score": 0.25}], labels, 2)
+    for score in (float("nan"), float("inf")):  # before: "[ok] ... (nan)"
+        with pytest.raises(AssertionError, match="non-finite scores"):
+            _check_predictions([{"label": "a", "score": score}, {"label": "b", "score": 0.25}], labels, 2)
 
 
 def _child_pids(pid: int) -> list[int]:

@@ -90,6 +90,7 @@ def run_checks(folder: str, video: str) -> list[tuple[str, Callable[[], str]]]:
         batched = found["classify"]([video] * 3, batch_size=2, top_k=found["top_k"])
         expected = found["pipeline"]
         for answer in batched:
+            _check_predictions(answer, found["classify"].model.config.id2label, found["top_k"])
             if [entry["label"] for entry in answer] != [entry["label"] for entry in expected] or max(
                 abs(a["score"] - b["score"]) for a, b in zip(answer, expected, strict=True)
             ) > SCORE_TOLERANCE:
