@@ -1,5 +1,5 @@
 """The README is a front door: short, its links into docs/ resolve, and its quick start and CPU fine-tuning example
-run as written (with `.venv/bin/...` pointing at this interpreter's environment)."""
+run as written (with `.venv/bin/...` pointing at this interpreter's environment); so do the docs' export examples."""
 
 import json
 import os
@@ -24,6 +24,9 @@ NOT_RUN_HERE = {
     "Development #1": "the make targets of the test suite, lint and benchmarks",
     "Citation #1": "BibTeX, not a command",
 }
+# Python blocks of docs/ run here as written, by (document, "section #n"); the others need a GPU, a checkpoint that is
+# not in the repository, data or the network, or are fragments of a larger program.
+DOCS_RUN_AS_WRITTEN = {("export-and-deployment.md", "ONNX #1")}
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 HEADING = re.compile(r"^(#{1,6}) (.+)$", re.MULTILINE)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -128,3 +131,14 @@ def test_cpu_fine_tuning_runs_as_written(clone):
     results = json.loads((clone / output_dirs[0] / "all_results.json").read_text())
     # Two of the demo model's own directions with a new classifier: learned in a few steps.
     assert results["eval_top1_accuracy"] >= 0.9 and results["test_top1_accuracy"] >= 0.9, results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("document, name", sorted(DOCS_RUN_AS_WRITTEN))
+def test_docs_examples_run_as_written(clone, document, name):
+    block = code_blocks((DOCS / document).read_text())[name]
+    script = clone / "block.py"
+    script.write_text(block)
+    output = run([".venv/bin/python", script.name], clone, timeout=300)
+    if name.startswith("ONNX"):  # the largest logit difference between onnxruntime and torch
+        assert float(output.splitlines()[-1]) < 1e-4
