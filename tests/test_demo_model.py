@@ -5,13 +5,13 @@ passes the Hub-folder checks; the demo runs end to end from a fresh clone; the a
 the commands the runner writes, and its rows are the models they are named after."""
 
 import json
-import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_help, run_offline_python
 from PIL import Image
 
 from examples import motion_ablation
@@ -115,18 +115,8 @@ def test_the_written_code_is_the_package_s(demo_folder):
 
 @pytest.mark.slow
 def test_a_fresh_process_classifies_unseen_clips_with_the_committed_weights(demo_folder, unseen_clips, tmp_path):
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    completed = subprocess.run(
-        [sys.executable, "-c", CLASSIFY, str(demo_folder), *(str(path) for path, _ in unseen_clips)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    answer = json.loads(completed.stdout.splitlines()[-1])
+    output = run_offline_python(CLASSIFY, str(demo_folder), *(str(path) for path, _ in unseen_clips), cwd=tmp_path)
+    answer = json.loads(output.splitlines()[-1])
     assert answer["module"].startswith("transformers_modules.")
     correct = sum(label == expected for label, (_, expected) in zip(answer["labels"], unseen_clips, strict=True))
     assert correct >= 0.9 * len(unseen_clips), list(zip(answer["labels"], unseen_clips, strict=True))
@@ -220,12 +210,8 @@ def test_the_committed_ablation_results_come_from_the_runner_commands():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["demo", "motion_ablation"])
-@pytest.mark.parametrize("how", ["path", "module"])
-def test_help_by_path_and_as_a_module(script, how):
-    command = [f"examples/{script}.py"] if how == "path" else ["-m", f"examples.{script}"]
-    completed = subprocess.run(
-        [sys.executable, *command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+def test_help_by_path_and_as_a_module():
+    scripts = ("demo", "motion_ablation")
+    run_help(
+        [*([f"examples/{script}.py"] for script in scripts), *(["-m", f"examples.{script}"] for script in scripts)]
     )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert "usage:" in completed.stdout

@@ -150,6 +150,7 @@ model_folder.write_hub_folder(sys.argv[1], XViTForVideoClassification(config), M
 """
 
 
+@pytest.mark.slow
 def test_a_killed_writer_leaves_an_unloadable_partial_folder_that_the_next_run_removes(tmp_path, tiny_config):
     tiny_config().save_pretrained(tmp_path / "config")
     output_dir = tmp_path / "xvit"

@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import run_help
 
 from modeling_xvit.demo.motion_data import (
     CLASSES,
@@ -31,14 +32,13 @@ def decode(path: Path) -> tuple[np.ndarray, list[bool]]:
     return np.stack([frame.to_ndarray(format="rgb24") for frame in frames]), [frame.key_frame for frame in frames]
 
 
-@pytest.mark.parametrize("command", [["-m", "modeling_xvit.demo.motion_data"]])
-def test_help_runs_as_a_script_and_as_a_module(command):
-    result = subprocess.run(
-        [sys.executable, *command, "--help"], cwd=REPOSITORY, capture_output=True, text=True, check=True
-    )
-    assert "--output-dir" in result.stdout and "--num-per-class" in result.stdout
+@pytest.mark.slow
+def test_help_runs_as_a_module():
+    (usage,) = run_help([["-m", "modeling_xvit.demo.motion_data"]])
+    assert "--output-dir" in usage and "--num-per-class" in usage
 
 
+@pytest.mark.slow
 def test_cli_writes_a_videofolder_of_decodable_key_frame_clips(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "modeling_xvit.demo.motion_data", "--output-dir", str(tmp_path / "data")]
@@ -85,6 +85,7 @@ def test_clips_are_reproducible_and_independent():
     assert not np.array_equal(frames("left", 2), frames("left", 1))
 
 
+@pytest.mark.slow
 def test_worker_processes_write_the_same_files(tmp_path):
     one, two = (write_dataset(tmp_path / str(n), {"test": 2}, seed=5, num_workers=n) for n in (1, 2))
     files = sorted(path.relative_to(one) for path in one.rglob("*") if path.is_file())

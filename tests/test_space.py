@@ -4,7 +4,6 @@ build_space.py assembles, from a model folder or a training output folder, a Spa
 model and runs without modeling_xvit."""
 
 import ast
-import os
 import shutil
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_help
 from packaging.version import Version
 from PIL import Image
 
@@ -448,14 +448,4 @@ def test_help_of_the_space_scripts_by_path_and_as_a_module():
         path.stem for path in (ROOT / "examples" / "space").glob("*.py") if "def main(" in path.read_text()
     } == set(SCRIPTS)
     # build_space.py and screenshot.py import app.py beside them: they run by path; the app runs both ways.
-    commands = [[sys.executable, f"examples/space/{script}.py", "--help"] for script in SCRIPTS]
-    commands.append([sys.executable, "-m", "examples.space.app", "--help"])
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    # Started together: each spends its time importing torch.
-    processes = [
-        subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for command in commands
-    ]
-    for command, process in zip(commands, processes, strict=True):
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0 and stdout.startswith("usage: "), (command, stderr[-2000:])
+    run_help([*([f"examples/space/{script}.py"] for script in SCRIPTS), ["-m", "examples.space.app"]])

@@ -45,12 +45,14 @@ def checklist(output: str) -> dict[str, str]:
     return {line.split("]", 1)[1].strip().split(": ", 1)[0]: line[1:].split("]")[0] for line in lines}
 
 
+@pytest.mark.slow
 def test_a_complete_folder_passes_every_check_on_a_real_video(folder, real_videos, capsys):
     assert main([str(folder), "--video", real_videos["bikes"]]) == 0
     output = capsys.readouterr().out
     assert checklist(output) == dict.fromkeys(CHECKS, "ok"), output
 
 
+@pytest.mark.slow
 def test_a_broken_folder_fails_naming_the_broken_checks(folder, tmp_path, capsys):
     broken = Path(shutil.copytree(folder, tmp_path / "broken"))
     (broken / "video_processing_xvit.py").unlink()  # the processor's remote code is gone
