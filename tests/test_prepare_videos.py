@@ -119,6 +119,13 @@ def test_a_killed_run_started_again_keeps_finished_shards_and_redoes_the_rest(vi
     }
 
 
+def test_a_folder_is_resumed_only_with_its_options(video_folder, tmp_path):
+    output = tmp_path / "prepared"
+    prepare(video_folder, output)
+    with pytest.raises(ValueError, match="was started with other options"):
+        prepare(video_folder, output, short_side=28)
+
+
 @pytest.mark.slow
 def test_command_line_prepares_in_parallel_processes(video_folder, tmp_path):
     output = tmp_path / "prepared"

@@ -11,9 +11,9 @@ unprepared row. Every frame is kept, with the frame rate, so a clip samples the 
 video as from its source (`shards.py` reads them).
 
 Layout of the output folder: `{split}/{split}-{n:05d}.tar` with a `.json` beside each shard (its videos and the bad
-ones), `classes.txt`, and `index.json` (what was written: shards, videos, bytes, seconds of video, bad videos). Shards
-are written to a temporary name and renamed when complete, so a killed run started again keeps the finished shards
-and redoes the rest.
+ones), `classes.txt`, `options.json` and `index.json` (what was written: shards, videos, bytes, seconds of video, bad
+videos). Shards are written to a temporary name and renamed when complete, so a killed run started again (with the
+same options) keeps the finished shards and redoes the rest.
 """
 
 import io
@@ -41,6 +41,7 @@ from modeling_xvit.video_decoding import video_name
 PREPARED_FORMAT = 1
 INDEX_FILE = "index.json"
 CLASSES_FILE = "classes.txt"
+OPTIONS_FILE = "options.json"
 # Start of the MP4 comment tag that marks a prepared video and holds its sizes (see `shards.prepared_sizes`).
 PREPARED_TAG = "xvit-prepared "
 
@@ -223,6 +224,7 @@ def prepare_splits(
     the list, is written first).
     """
     output = Path(options.output_dir)
+    _claim_output(output, options)
     tasks, records = [], {}
     for split, split_rows in rows.items():
         (output / split).mkdir(parents=True, exist_ok=True)
@@ -266,6 +268,28 @@ def prepare_source(data_args, options: PrepareArguments, progress: bool = True) 
     return prepare_splits(rows, class_names, options, data_args.max_bad_video_fraction, progress)
 
 
+def _claim_output(output: Path, options: PrepareArguments) -> None:
+    """Record the options in the output folder, or check them against those of the run that started it: resumed
+    shards must match the rest."""
+    output.mkdir(parents=True, exist_ok=True)
+    path, wanted = output / OPTIONS_FILE, _kept_options(options)
+    if path.is_file():
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if found != wanted:
+            raise ValueError(
+                f"{output} was started with other options ({found}, now {wanted}): resume with the same options or "
+                "choose another --output_dir."
+            )
+    else:
+        _write_json(path, wanted)
+
+
+def _kept_options(options: PrepareArguments) -> dict[str, Any]:
+    """The options that change what is written."""
+    kept = ("short_side", "keyint", "crf", "videos_per_shard")
+    return {name: value for name, value in asdict(options).items() if name in kept}
+
+
 def _run(tasks: list[ShardTask], num_workers: int) -> Iterator[dict[str, Any]]:
     """The tasks' records in task order, written in this process or by `num_workers` spawned processes (fork is
     unsafe once torch's thread pools have started)."""
@@ -294,11 +318,9 @@ def _index(
         entry["bad_videos"] += record["bad_videos"]
     for entry in splits.values():
         entry["bad_video_count"] = len(entry["bad_videos"])
-    kept = ("short_side", "keyint", "crf", "videos_per_shard")
-    options = {name: value for name, value in asdict(options).items() if name in kept}
     return {
         "format": PREPARED_FORMAT,
-        "options": options,
+        "options": _kept_options(options),
         "class_names": list(class_names),
         "splits": splits,
         "seconds_to_prepare_this_run": seconds,
