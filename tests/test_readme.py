@@ -30,6 +30,7 @@ DOCS_RUN_AS_WRITTEN = {
     ("export-and-deployment.md", "torch.export #1"),
     ("export-and-deployment.md", "ONNX #1"),
     ("export-and-deployment.md", "int8 dynamic quantisation #1"),
+    ("export-and-deployment.md", "PEFT adapters #1"),
 }
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 HEADING = re.compile(r"^(#{1,6}) (.+)$", re.MULTILINE)
@@ -146,6 +147,10 @@ def test_docs_examples_run_as_written(clone, document, name):
     output = run([".venv/bin/python", script.name], clone, timeout=300)
     if name.startswith(("ONNX", "torch.export")):  # the largest logit differences from the model in torch
         assert all(float(line) < 1e-4 for line in output.splitlines()), output
+    elif name.startswith("PEFT"):
+        # LoRA r=8 on the backbone's 4 layers x (q_proj, v_proj) of width 64 (8,192) and the classifier (260): the
+        # temporal head's projections would add 2,048.
+        assert "trainable params: 8,452 " in output and output.splitlines()[-1] == "XViTForVideoClassification", output
     else:  # "float32: accuracy 1.000 on 100 clips, ...", the same for int8
         accuracies = [float(accuracy) for accuracy in re.findall(r"accuracy ([\d.]+)", output)]
         assert len(accuracies) == 2 and min(accuracies) >= 0.9, output
