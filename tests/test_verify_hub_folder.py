@@ -90,3 +90,14 @@ def test_file_checks_refuse_a_symlink_out_of_the_folder(folder, tmp_path):
     assert (
         not files.ok and f"notes.txt: a symbolic link to {tmp_path / 'secret.txt'}, outside the folder" in files.detail
     )
+
+
+def test_the_pipeline_a_config_names_must_be_in_the_folder(folder, tmp_path):
+    broken = Path(shutil.copytree(folder, tmp_path / "pipeline"))
+    (broken / "pipeline_xvit.py").unlink(missing_ok=True)
+    config = json.loads((broken / "config.json").read_text())
+    pipeline = {"impl": "pipeline_xvit.XViTVideoClassificationPipeline", "pt": ["AutoModelForVideoClassification"]}
+    config["custom_pipelines"] = {"video-classification": pipeline}
+    (broken / "config.json").write_text(json.dumps(config))
+    (required,) = [check for check in static_checks(broken) if check.name == "required files"]
+    assert not required.ok and "missing ['pipeline_xvit.py']" in required.detail

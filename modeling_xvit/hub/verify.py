@@ -3,11 +3,11 @@
     python -m modeling_xvit.hub.verify xvit-b16-16-k600 [--video clip.mp4]
 
 Checks the files (publishable: safetensors only, no symlink out of the folder; required files and the remote-code
-modules that `auto_map` names), the model card's metadata, and then, in a fresh process that is offline, has an empty
-modules cache and cannot import `modeling_xvit`: AutoConfig, AutoModel, AutoModelForVideoClassification,
-AutoVideoProcessor, `pipeline("video-classification", trust_remote_code=True)` (one video, then batches of 2) and the
-Inference Endpoints handler on a video (by default a short synthetic clip). Prints a checklist; the exit status is 1
-when any check fails.
+modules that `auto_map` and `custom_pipelines` name), the model card's metadata, and then, in a fresh process that is
+offline, has an empty modules cache and cannot import `modeling_xvit`: AutoConfig, AutoModel,
+AutoModelForVideoClassification, AutoVideoProcessor, `pipeline("video-classification", trust_remote_code=True)` (one
+video, then batches of 2) and the Inference Endpoints handler on a video (by default a short synthetic clip). Prints a
+checklist; the exit status is 1 when any check fails.
 """
 
 import argparse
@@ -57,14 +57,18 @@ def _check_files(folder: Path) -> str:
     return f"{len(files)} files, {sum(file.size for file in files):,} bytes, safetensors weights only"
 
 
+def _code_references(config: dict) -> list[str]:
+    """The `module.Class` references of a config: its `auto_map`, and the pipelines of its `custom_pipelines`."""
+    pipelines = [entry.get("impl", "") for entry in (config.get("custom_pipelines") or {}).values()]
+    return [*(config.get("auto_map") or {}).values(), *filter(None, pipelines)]
+
+
 def _check_required_files(folder: Path) -> str:
     modules = {
         f"{reference.split('.')[0]}.py"
         for config_name in AUTO_MAP
         if (folder / config_name).is_file()
-        for reference in (
-            json.loads((folder / config_name).read_text(encoding="utf-8")).get("auto_map") or {}
-        ).values()
+        for reference in _code_references(json.loads((folder / config_name).read_text(encoding="utf-8")))
     }
     missing = [name for name in (*REQUIRED_FILES, *sorted(modules)) if not (folder / name).is_file()]
     if missing:
