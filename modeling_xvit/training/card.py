@@ -32,7 +32,7 @@ from modeling_xvit.hub.card import (
 from modeling_xvit.training.data import DataArguments
 
 if TYPE_CHECKING:
-    from examples.run_video_classification import ModelArguments
+    from modeling_xvit.training.arguments import ModelArguments
 
 SCRIPT = "examples/run_video_classification.py"
 # Options whose value is a Hub repository id, never a local path, even where a folder of that name exists.
