@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_help
 
 from benchmarks import report, run, targets
 from benchmarks.measure import (
@@ -51,6 +52,7 @@ def micro_run(tmp_path_factory):
     return results, output_dir / "micro-cpu", stderr.getvalue()
 
 
+@pytest.mark.slow  # a benchmark run or a fresh process
 def test_reports_are_written_with_every_model(micro_run):
     results, stem, _ = micro_run
     saved = json.loads(stem.with_suffix(".json").read_text())
@@ -85,6 +87,7 @@ def test_reports_are_written_with_every_model(micro_run):
     assert stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # a benchmark run or a fresh process
 def test_ratios_pair_the_rounds_and_targets_follow_them(micro_run):
     results, _, _ = micro_run
     rows = {row["label"]: row for row in results["models"]}
@@ -98,6 +101,7 @@ def test_ratios_pair_the_rounds_and_targets_follow_them(micro_run):
     assert checks["xvit_over_vit_training_memory"]["noise"] is None  # counted, not timed
 
 
+@pytest.mark.slow  # a benchmark run or a fresh process
 def test_every_time_target_reports_its_spread_and_the_control(micro_run):
     results, _, _ = micro_run
     rows = {row["label"]: row for row in results["models"]}
@@ -155,6 +159,7 @@ def test_a_counted_target_needs_only_to_reach_its_threshold():
     assert targets.verdict(1.0501, 1.05, "<=", 0.0) == "not met"
 
 
+@pytest.mark.slow  # a benchmark run or a fresh process
 def test_progress_bars_count_every_call_of_every_round(micro_run):
     results, _, stderr = micro_run
     preset, models = PRESETS["micro"], len(results["models"])
@@ -183,6 +188,7 @@ def test_duration_line_counts_the_compilation():
     assert line == "The run took 219 s, of which 10 s were the first calls of the `torch.compile` rows (compilation)."
 
 
+@pytest.mark.slow  # a benchmark run or a fresh process
 def test_failed_compile_is_reported_not_raised(micro_run):
     results, _, _ = micro_run
     assert not any(row["compiled"] for row in results["models"])
@@ -214,6 +220,7 @@ def test_fit_scaling_tells_linear_from_quadratic():
     assert fit_scaling(frames, [1e-4 * f * f for f in frames])["loglog_exponent"] == pytest.approx(2.0)
 
 
+@pytest.mark.slow  # a benchmark run or a fresh process
 def test_retained_cpu_memory_is_not_faulted_in_again():
     """XViT inference at the small preset: with glibc's defaults every call faulted 6,000-16,000 pages in again on
     this machine; after `retain_freed_cpu_memory` the calls after warm-up reuse warm pages."""
@@ -309,6 +316,7 @@ def test_the_gpu_preset_on_a_cpu_warns_before_it_starts(monkeypatch, capsys):
     assert "meant for a GPU" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a benchmark run or a fresh process
 def test_the_profiler_prints_nothing_on_a_cpu():
     """libkineto printed `USDT ... profiler_start/stop` for every memory measurement and, with a CUDA build of
     PyTorch on a machine without a GPU, `gpuGetDeviceCount failed with code 35`."""
@@ -328,10 +336,7 @@ def test_the_profiler_prints_nothing_on_a_cpu():
     assert result.stderr == ""
 
 
-@pytest.mark.parametrize("command", [["benchmarks/run.py"], ["-m", "benchmarks.run"]], ids=["by path", "as module"])
-def test_the_benchmark_script_runs_by_path_and_as_a_module(command):
-    result = subprocess.run(
-        [sys.executable, *command, "--help"], capture_output=True, text=True, check=False, cwd=REPOSITORY
-    )
-    assert result.returncode == 0, result.stderr
-    assert "--update-committed-results" in result.stdout
+@pytest.mark.slow
+def test_the_benchmark_script_runs_by_path_and_as_a_module():
+    for output in run_help([["benchmarks/run.py"], ["-m", "benchmarks.run"]]):
+        assert "--update-committed-results" in output
