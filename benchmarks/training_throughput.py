@@ -64,7 +64,8 @@ CLASSES = ("a", "b", "c", "d")
 WORKERS = (0, 1, 2)
 WITHOUT_RAND_AUGMENT = "640x360, no RandAugment"
 PREPARED = "prepared shards"
-PREPARED_CROPS = "prepared shards, augmentation on the accelerator (workers: decode, resize, crop)"
+ON_DEVICE = "augmentation on the accelerator"
+PREPARED_CROPS = f"{PREPARED}, {ON_DEVICE} (workers: decode, resize, crop)"
 
 
 class StepClock(TrainerCallback):
@@ -153,14 +154,16 @@ def device_augmentation_ms(videos: list[bytes], config: XViTConfig, batch_size: 
     return statistics.median(times)
 
 
-def prepare_videos(data_dir: Path, output: Path) -> dict:
+def prepare_videos(data_dir: Path, output: Path, keyint: int) -> dict:
     """Prepare the training videos in this process, as `examples/prepare_videos.py --num_workers 0` does."""
-    options = PrepareArguments(output_dir=str(output), num_workers=0, cache_dir=str(output.parent / "cache"))
+    cache = str(output.parent / "cache")
+    options = PrepareArguments(output_dir=str(output), keyint=keyint, num_workers=0, cache_dir=cache)
     start = perf_counter()
     index = prepare_source(DataArguments(data_dir=str(data_dir)), options, progress=False)
     seconds = perf_counter() - start
     train = index["splits"]["train"]
-    return {**{key: train[key] for key in ("videos", "bytes", "source_bytes", "seconds_of_video")}, "seconds": seconds}
+    kept = ("videos", "bytes", "source_bytes", "seconds_of_video")
+    return {**{key: train[key] for key in kept}, "seconds": seconds, "keyint": keyint}
 
 
 def prepared_video_bytes(output: Path) -> list[bytes]:
@@ -217,7 +220,9 @@ def gpu_estimate(b16_decode_rate: float, gpu_tflops: float, utilisation: float) 
     }
 
 
-def measure(preset: Preset, rounds: int, steps: int, num_videos: int, gpu_tflops: float, utilisation: float) -> dict:
+def measure(
+    preset: Preset, rounds: int, steps: int, num_videos: int, gpu_tflops: float, utilisation: float, keyint: int = 8
+) -> dict:
     torch.set_num_threads(preset.cpu_threads or torch.get_num_threads())
     config = xvit_config(preset, num_labels=len(CLASSES))
     b16 = xvit_config(FULL, num_labels=len(CLASSES))
@@ -226,7 +231,7 @@ def measure(preset: Preset, rounds: int, steps: int, num_videos: int, gpu_tflops
         folder = Path(folder)
         data_dir = write_videos(folder / "videos", num_videos, 640, 360)
         same_size = write_videos(folder / "same-size", num_videos, 568, 320).glob("*/*/*.mp4")
-        prepared = prepare_videos(data_dir, folder / "prepared")
+        prepared = prepare_videos(data_dir, folder / "prepared", keyint)
         prepared["same_resolution_bytes"] = sum(path.stat().st_size for path in same_size)
         videos = {
             "640x360": sorted(data_dir.glob("train/*/*.mp4")),
@@ -243,6 +248,9 @@ def measure(preset: Preset, rounds: int, steps: int, num_videos: int, gpu_tflops
                 for workers in WORKERS
             },
             f"loop, 2 workers, {PREPARED}": partial(loop, shards, workers=2, output=folder / "run-prepared"),
+            f"loop, 2 workers, {PREPARED}, {ON_DEVICE}": partial(
+                loop, [*shards, "--augment_on_device"], workers=2, output=folder / "run-on-device"
+            ),
             "model only": partial(model_clips_per_second, step, preset.batch_size, steps),
             **{f"decode {name}": partial(decode_clips_per_second, paths, config) for name, paths in videos.items()},
             f"decode {PREPARED_CROPS}": partial(decode_clips_per_second, videos[PREPARED], config, on_device=True),
@@ -273,7 +281,10 @@ def measure(preset: Preset, rounds: int, steps: int, num_videos: int, gpu_tflops
         "samples_clips_per_second": {name: values for name, values in samples.items() if "ms" not in name},
         "samples_augmentation_ms": {name: values for name, values in samples.items() if "ms" in name},
         "loop_clips_per_second": {str(workers): rate[f"loop, {workers} workers"] for workers in WORKERS},
-        "loop_prepared_clips_per_second": {"2": rate[f"loop, 2 workers, {PREPARED}"]},
+        "loop_prepared_clips_per_second": {
+            f"2 DataLoader worker(s), {name}": rate[f"loop, 2 workers, {name}"]
+            for name in (PREPARED, f"{PREPARED}, {ON_DEVICE}")
+        },
         "model_only_clips_per_second": rate["model only"],
         "model_step_ms": model_step_ms,
         "decode_clips_per_second_per_core": {name: rate[f"decode {name}"] for name in decoded},
@@ -306,8 +317,8 @@ def markdown(results: dict) -> str:
     ]
     for workers, rate in results["loop_clips_per_second"].items():
         lines.append(f"| whole training loop, {workers} DataLoader worker(s) | {rate:.2f} |")
-    for workers, rate in results.get("loop_prepared_clips_per_second", {}).items():
-        lines.append(f"| whole training loop, {workers} DataLoader worker(s), prepared shards | {rate:.2f} |")
+    for name, rate in results.get("loop_prepared_clips_per_second", {}).items():
+        lines.append(f"| whole training loop, {name} | {rate:.2f} |")
     lines.append(f"| model only (forward + backward + AdamW, {results['model_step_ms']:.0f} ms per step) | "
                  f"{results['model_only_clips_per_second']:.2f} |")  # fmt: skip
     for videos, rate in results["decode_clips_per_second_per_core"].items():
@@ -341,7 +352,7 @@ def prepared_markdown(results: dict) -> list[str]:
     mib = 2**20
     return [
         "",
-        "| prepared shards (short side 320, H.264, key frame every 8 frames) | |",
+        f"| prepared shards (short side 320, H.264, key frame every {prepared.get('keyint', 8)} frames) | |",
         "|---|---:|",
         f"| source videos (640x360), MiB | {prepared['source_bytes'] / mib:.2f} |",
         f"| same frames encoded like the sources at the prepared size (568x320), MiB | "
@@ -365,9 +376,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--videos", type=int, default=12, help="Videos in the synthetic data set (default 12).")
     parser.add_argument("--gpu-tflops", type=float, default=989.0, help="GPU peak, TFLOP/s (default: H100 bf16).")
     parser.add_argument("--utilisation", type=float, default=0.4, help="Share of the GPU peak reached (default 0.4).")
+    parser.add_argument("--keyint", type=int, default=8, help="Key frame interval of the prepared videos (default 8).")
     parser.add_argument("--output", type=Path, default=RESULTS / "training-throughput-cpu", help="Output stem.")
     args = parser.parse_args(argv)
-    results = measure(PRESETS[args.preset], args.rounds, args.steps, args.videos, args.gpu_tflops, args.utilisation)
+    results = measure(
+        PRESETS[args.preset], args.rounds, args.steps, args.videos, args.gpu_tflops, args.utilisation, args.keyint
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     report = markdown(results)
