@@ -25,6 +25,7 @@ from modeling_xvit.hub.folder import (
     write_code_files,
     write_hub_folder,
 )
+from modeling_xvit.hub.folder import main as folder_main
 
 CARD = ModelCardInputs(origin="A test model.", model_id="someone/tiny-xvit")
 
@@ -85,6 +86,15 @@ def test_saving_the_model_writes_no_auto_map_and_the_folder_writer_adds_the_remo
     assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written
     with pytest.raises(ConversionError, match="is not a model folder: it has no config.json"):
         write_code_files(tmp_path)
+
+
+def test_the_code_files_from_the_command_line(model, tmp_path, capsys):
+    model.save_pretrained(tmp_path / "xvit")
+    assert folder_main([str(tmp_path / "xvit")]) == 0
+    assert capsys.readouterr().out == f"Wrote the code files of {tmp_path / 'xvit'}\n"
+    assert (tmp_path / "xvit" / "handler.py").read_bytes() == HANDLER_SOURCE.read_bytes()
+    assert folder_main([str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path} is not a model folder: it has no config.json.\n"
 
 
 def test_every_file_gets_the_mode_of_a_new_file(model, tmp_path):

@@ -8,17 +8,24 @@ The converters, the training script and the demo model all write their folders w
     write_hub_folder("xvit-finetuned", model, ModelCardInputs(model_id="you/xvit-finetuned", ...), processor)
 
 The folder holds the weights (safetensors only), `config.json` (with `auto_map` for AutoConfig, AutoModel and
-AutoModelForVideoClassification, and the label names), `video_preprocessor_config.json` (with `auto_map`), the
-remote-code files, the Inference Endpoints `handler.py` and the model card `README.md`. `config.json` is written last,
-so a folder whose writer was killed never loads as a model, and by default the whole folder appears at once
-(`atomic_output_dir`): a failed write leaves nothing.
+AutoModelForVideoClassification, and the label names), `video_preprocessor_config.json` and `preprocessor_config.json`
+(each with its `auto_map`), the remote-code files, the Inference Endpoints `handler.py` and the model card `README.md`.
+`config.json` is written last, so a folder whose writer was killed never loads as a model, and by default the whole
+folder appears at once (`atomic_output_dir`): a failed write leaves nothing.
+
+A folder of weights and configs (the demo model as the repository holds it) gets its code files, handler and
+`auto_map` from `write_code_files`, or from the command line:
+
+    python -m modeling_xvit.hub.folder examples/xvit-motion-small
 """
 
+import argparse
 import fcntl
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,7 +36,7 @@ import torch
 from transformers.dynamic_module_utils import get_relative_import_files
 
 from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTImageProcessor, XViTModel, XViTVideoProcessor
-from modeling_xvit.errors import ConversionError
+from modeling_xvit.errors import ConversionError, exit_status
 from modeling_xvit.hub.card import ModelCardInputs, render_model_card
 
 logger = logging.getLogger(__name__)
@@ -336,3 +343,14 @@ def write_hub_folder(
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         _fill_folder(Path(output_dir), model, video_processor, card_text, check, state_dict)
     return Path(output_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write the code files, handler.py and auto_map of a model folder.")
+    parser.add_argument("folder", help="a folder holding the weights and configs (config.json, ...)")
+    args = parser.parse_args(argv)
+    return exit_status(lambda: print(f"Wrote the code files of {write_code_files(args.folder)}"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

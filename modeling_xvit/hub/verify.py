@@ -74,7 +74,7 @@ def _check_required_files(folder: Path) -> str:
     if missing:
         raise AssertionError(
             f"missing {missing} (a folder holding the weights and configs gets its code files and handler with"
-            " `modeling_xvit.hub.folder.write_code_files`)"
+            f" `python -m modeling_xvit.hub.folder {folder}`)"
         )
     return f"{', '.join(REQUIRED_FILES)} and the code files {sorted(modules)}"
 
