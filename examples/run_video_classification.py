@@ -35,6 +35,7 @@ from transformers.trainer_utils import set_seed
 from modeling_xvit.errors import exit_status
 from modeling_xvit.training import TOP_K_ACCURACY_METRIC
 from modeling_xvit.training.arguments import parse_arguments
+from modeling_xvit.training.augment import ClipAugmentation, DeviceAugmentationCollator
 from modeling_xvit.training.card import training_card_inputs
 from modeling_xvit.training.collator import VideoClassificationCollator, clip_mixing
 from modeling_xvit.training.curve import write_training_curve
@@ -104,21 +105,25 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
 
     # Trainer
     metric = evaluate.load(str(TOP_K_ACCURACY_METRIC), keep_in_memory=True, cache_dir=model_args.cache_dir)
+    mixing = clip_mixing(len(label_names), data_args.mixup_alpha, data_args.cutmix_alpha)
+    if data_args.augment_on_device:  # issue 21: the workers decode and crop, the rest runs batched on the device
+        collator = DeviceAugmentationCollator(processor, seed=training_args.seed, mix=mixing is not None)
+        clip_augmentation = ClipAugmentation(processor, mixing)
+    else:
+        collator = VideoClassificationCollator(processor, seed=training_args.seed, mixing=mixing)
+        clip_augmentation = None
     trainer = VideoClassificationTrainer(
         model=model,
         args=training_args,
         train_dataset=rows.get("train"),
         eval_dataset=rows.get("validation"),
         processing_class=processor,
-        data_collator=VideoClassificationCollator(
-            processor,
-            seed=training_args.seed,
-            mixing=clip_mixing(len(label_names), data_args.mixup_alpha, data_args.cutmix_alpha),
-        ),
+        data_collator=collator,
         compute_metrics=partial(top_k_metrics, metric=metric),
         compute_loss_func=partial(video_classification_loss, label_smoothing=training_args.label_smoothing_factor),
         callbacks=list(callbacks),
         max_bad_video_fraction=data_args.max_bad_video_fraction,
+        clip_augmentation=clip_augmentation,
     )
 
     # Training

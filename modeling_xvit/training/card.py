@@ -105,6 +105,8 @@ def local_data(data_args: DataArguments) -> str | None:
     folder = folder or data_args.test_dir
     if folder:
         return f"local videos from the folder `{Path(folder).resolve().name}`"
+    if data_args.prepared_dir:
+        return f"local videos prepared into the folder `{Path(data_args.prepared_dir).resolve().name}`"
     lists = data_args.train_file or data_args.validation_file or data_args.test_file
     return f"local videos listed in `{Path(lists).name}`" if lists else None
 

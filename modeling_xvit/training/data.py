@@ -35,6 +35,7 @@ from datasets import ClassLabel, Video
 from datasets.distributed import split_dataset_by_node
 
 from modeling_xvit.labels import load_labels
+from modeling_xvit.training.shards import load_prepared_splits
 from modeling_xvit.video_decoding import video_name
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,18 @@ class DataArguments:
     )
     mixup_alpha: float = field(default=0.0, metadata={"help": "MixUp of training clips (Beta(alpha, alpha)); 0: off."})
     cutmix_alpha: float = field(default=0.0, metadata={"help": "CutMix of training clips; 0: off."})
+    # --- Prepared shards and augmentation on the training device (issue 21; modeling_xvit.training.prepare) ---
+    prepared_dir: str | None = field(
+        default=None,
+        metadata={"help": "A folder written by examples/prepare_videos.py: its splits, labels and class names."},
+    )
+    augment_on_device: bool = field(
+        default=False,
+        metadata={
+            "help": "DataLoader workers only decode and crop; flips, RandAugment, normalisation and mixing run "
+            "batched on the training device, with the same random draws as in the workers."
+        },
+    )
 
     def __post_init__(self):
         if not 0 <= self.max_bad_video_fraction <= 1:  # also refuses NaN, which would switch the check off
@@ -128,12 +141,15 @@ def load_video_splits(args: DataArguments, seed: int = 0, cache_dir: str | None 
             ("--dataset_name", args.dataset_name),
             ("--*_file", args.train_file or args.validation_file or args.test_file),
             ("--data_dir / --*_dir", args.data_dir or args.train_dir or args.validation_dir or args.test_dir),
+            ("--prepared_dir", args.prepared_dir),
         )
         if given
     ]
     if len(sources) != 1:
         raise ValueError(f"Give exactly one source of videos; got {sources or 'none'}.")
-    if args.dataset_name:
+    if args.prepared_dir:  # issue 21: shards of prepare_videos.py
+        splits = load_prepared_splits(args.prepared_dir, args.streaming, cache_dir, args.label_column_name)[0]
+    elif args.dataset_name:
         splits = _load_named_dataset(args, cache_dir)
     elif sources == ["--*_file"]:
         splits = _load_lists(args, cache_dir)

@@ -85,6 +85,7 @@ PATH_ARGUMENTS = (
     "train_file",
     "validation_file",
     "video_root",
+    "prepared_dir",
     "dataset_name",
     "class_names",
     "model_name_or_path",

@@ -78,9 +78,10 @@ class CollatorEpochCallback(TrainerCallback):
 class VideoClassificationTrainer(Trainer):
     """`Trainer` with bad-video accounting, multi-view testing and mixed targets (see the module docstring)."""
 
-    def __init__(self, *args, max_bad_video_fraction: float = 0.01, **kwargs):
+    def __init__(self, *args, max_bad_video_fraction: float = 0.01, clip_augmentation=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_bad_video_fraction = max_bad_video_fraction
+        self.clip_augmentation = clip_augmentation  # `augment.ClipAugmentation`: finishes batches on the device
         self.video_counts: dict[str, VideoCount] = {}
         self.add_callback(CollatorEpochCallback(self.data_collator))
         self._eval_split, self._eval_size = "eval", None
@@ -94,6 +95,11 @@ class VideoClassificationTrainer(Trainer):
         del inputs["sample_index"], inputs["num_views"]
         if len(inputs["labels"]) == 0:
             return self._zero_gradient_step(model)
+        if "augmentation" in inputs:  # uint8 crops from `augment.DeviceAugmentationCollator`
+            inputs = self.clip_augmentation(self._prepare_inputs(inputs))
+            if inputs["labels"].is_floating_point() and num_items_in_batch is not None:
+                # Mixed here, after the Trainer counted class indices; the loss counts a mixed target's entries.
+                num_items_in_batch = num_items_in_batch * inputs["labels"].shape[-1]
         return super().training_step(model, inputs, num_items_in_batch)
 
     def _zero_gradient_step(self, model) -> torch.Tensor:
