@@ -65,11 +65,12 @@ def test_prepared_video_keeps_every_frame_the_frame_rate_and_the_source_size(rea
     assert prepared_sizes(real_videos["bigbuckbunny"]) is None
 
 
-def test_odd_prepared_size_is_padded_for_the_encoder_and_recorded(tmp_path):
+def test_odd_prepared_sides_get_a_pixel_more_for_the_encoder(tmp_path):
     video = write_clip(tmp_path / "clip.mp4", 0, 0, num_frames=5, width=40, height=32)
     data, metadata = prepare_video(str(video), PrepareArguments(output_dir="unused", short_side=25))
-    assert (metadata["prepared_height"], metadata["prepared_width"]) == (25, 31)
-    assert stream_facts(data) == (5, 25.0, 26, 32)  # padded to even sizes
+    assert (metadata["prepared_height"], metadata["prepared_width"]) == (26, 32)  # 25 x 31 made even
+    assert (metadata["height"], metadata["width"]) == (32, 40)  # what the reader resizes from
+    assert stream_facts(data) == (5, 25.0, 26, 32)
 
 
 def test_prepare_writes_shards_index_classes_and_lists_bad_videos(video_folder, tmp_path):

@@ -91,10 +91,10 @@ def prepare_video(source: str | bytes, options: PrepareArguments) -> tuple[bytes
         num_packets = sum(1 for packet in container.demux(stream) if packet.size)  # the frame count training sees
         container.seek(0)
         height, width = stream.height, stream.width
-        if min(height, width) > options.short_side:
-            size = short_side_size(height, width, options.short_side)
-        else:
-            size = (height, width)
+        size = short_side_size(height, width, options.short_side) if min(height, width) > options.short_side else None
+        # 4:2:0 chroma needs even sides: an odd one gets a pixel more (the training reader resizes to the source's
+        # geometry whatever the prepared size; evaluation sees the frame, stretched by under a pixel).
+        size = tuple(side + side % 2 for side in size or (height, width))
         metadata = {"height": height, "width": width, "prepared_height": size[0], "prepared_width": size[1]}
         frames = _rgb_frames(container, stream, size if size != (height, width) else None)
         data, num_frames = _encode(frames, rate, size, metadata, options)
@@ -118,14 +118,13 @@ def _encode(
     options: PrepareArguments,
 ) -> tuple[bytes, int]:
     """H.264 in MP4 with a key frame every `keyint` frames and no B-frames, `metadata` in its comment tag (the reader
-    needs the source's size to resize as the source would be). 4:2:0 chroma needs an even size: an odd row or column
-    is padded by repeating the edge, and the reader crops it off."""
+    needs the source's size to resize as the source would be)."""
     rate = rate or Fraction(30)
     buffer, count = io.BytesIO(), 0
     with av.open(buffer, "w", format="mp4") as output:
         output.metadata["comment"] = PREPARED_TAG + json.dumps(metadata)
         stream = output.add_stream("libx264", rate=rate)
-        stream.height, stream.width = size[0] + size[0] % 2, size[1] + size[1] % 2
+        stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = 1 / rate
         stream.options = {
@@ -134,7 +133,7 @@ def _encode(
             "x264-params": f"keyint={options.keyint}:min-keyint={options.keyint}:scenecut=0:bframes=0",
         }
         for pixels in frames:
-            pixels = _pad_to(pixels, stream.height, stream.width).permute(1, 2, 0).contiguous().numpy()
+            pixels = pixels.permute(1, 2, 0).contiguous().numpy()
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts, frame.time_base = count, 1 / rate
             output.mux(stream.encode(frame))
@@ -143,13 +142,6 @@ def _encode(
             raise ValueError("the video contains no frames")
         output.mux(stream.encode())
     return buffer.getvalue(), count
-
-
-def _pad_to(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    if pixels.shape[-2:] == (height, width):
-        return pixels
-    padding = [0, width - pixels.shape[-1], 0, height - pixels.shape[-2]]
-    return torch.nn.functional.pad(pixels[None].float(), padding, mode="replicate")[0].to(torch.uint8)
 
 
 # --- One shard -------------------------------------------------------------------------------------------------

@@ -84,7 +84,6 @@ def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
         return processing.get(name, getattr(processor, name))
 
     height, width = short_side_size(sizes["height"], sizes["width"], random.randint(*option("scale_jitter")))
-    prepared_height, prepared_width = sizes["prepared_height"], sizes["prepared_width"]
     crop = SizeDict(**dict(option("crop_size")))
     num_views = option("num_temporal_views")
 
@@ -100,7 +99,6 @@ def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
         )
 
     def resize(frames: torch.Tensor) -> torch.Tensor:
-        frames = frames[..., :prepared_height, :prepared_width]  # the encoder's padding to an even size
         size = SizeDict(height=height, width=width)
         return processor.resize(frames, size, resample=option("resample"), antialias=option("antialias"))
 
