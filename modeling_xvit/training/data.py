@@ -1,5 +1,5 @@
 """
-Data of the training example: labelled videos from three kinds of source, read through `datasets` as splits of
+Data of the training example: labelled videos from four kinds of source, read through `datasets` as splits of
 (video, label) rows, their class names checked before training, and the rows handed to the DataLoader. Videos are
 decoded later, by the collator in the DataLoader workers (`collator.py`), never by `datasets` (whose video
 decoding needs torchcodec): video columns are read with `Video(decode=False)`, as paths or bytes.
@@ -12,7 +12,9 @@ Sources:
   video and label columns, the original XViT lists without a header (`path label` or `path,label` lines), JSON or
   JSON lines, or webdataset shards (`.tar`, globs allowed); relative paths are taken from `--video_root`;
 - (c) any `datasets` data set with a video column: `--dataset_name` (a Hub id or a local folder), with
-  `--video_column_name` and `--label_column_name`.
+  `--video_column_name` and `--label_column_name`;
+- (d) a folder of prepared shards written by `examples/prepare_videos.py` from any of the above: `--prepared_dir`
+  (`prepare.py`, `shards.py`; with `--augment_on_device`, see `augment.py`).
 
 Labels are class indices or class names. `--streaming` streams any source; the training stream is then split between
 the processes of a distributed run with `datasets.distributed.split_dataset_by_node`, so each process reads its own
