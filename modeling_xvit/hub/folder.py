@@ -8,8 +8,9 @@ The converters, the training script and the demo model all write their folders w
     write_hub_folder("xvit-finetuned", model, ModelCardInputs(model_id="you/xvit-finetuned", ...), processor)
 
 The folder holds the weights (safetensors only), `config.json` (with `auto_map` for AutoConfig, AutoModel and
-AutoModelForVideoClassification, and the label names), `video_preprocessor_config.json` and `preprocessor_config.json`
-(each with its `auto_map`), the remote-code files, the Inference Endpoints `handler.py` and the model card `README.md`.
+AutoModelForVideoClassification, the label names, and `custom_pipelines`: the pipeline that scores every view of a
+video), `video_preprocessor_config.json` and `preprocessor_config.json` (each with its `auto_map`), the remote-code
+files, the Inference Endpoints `handler.py` and the model card `README.md`.
 `config.json` is written last, so a folder whose writer was killed never loads as a model, and by default the whole
 folder appears at once (`atomic_output_dir`): a failed write leaves nothing.
 
@@ -38,6 +39,7 @@ from transformers.dynamic_module_utils import get_relative_import_files
 from modeling_xvit import XViTConfig, XViTForVideoClassification, XViTImageProcessor, XViTModel, XViTVideoProcessor
 from modeling_xvit.errors import ConversionError, exit_status
 from modeling_xvit.hub.card import ModelCardInputs, render_model_card
+from modeling_xvit.pipeline_xvit import CUSTOM_PIPELINES
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +193,11 @@ def image_processor_for(video_processor: XViTVideoProcessor) -> XViTImageProcess
 
 
 def code_files() -> list[Path]:
-    """The package's remote-code files that a folder carries: the modules `AUTO_MAP` names and those they import."""
+    """The package's remote-code files that a folder carries: the modules `AUTO_MAP` and `CUSTOM_PIPELINES` name and
+    those they import."""
     package = Path(__file__).resolve().parents[1]
     modules = {package / f"{ref.split('.')[0]}.py" for entries in AUTO_MAP.values() for ref in entries.values()}
+    modules |= {package / f"{task['impl'].split('.')[0]}.py" for task in CUSTOM_PIPELINES.values()}
     imported = {Path(path).resolve() for module in modules for path in get_relative_import_files(module)}
     return sorted(modules | imported)
 
@@ -296,6 +300,7 @@ def _fill_folder(
         shutil.rmtree(scratch, ignore_errors=True)
     _write_code(folder)
     _write_text_atomically(folder / CARD_NAME, card_text)
+    config = {**config, "custom_pipelines": CUSTOM_PIPELINES}  # the multi-view pipeline (pipeline_xvit.py)
     _write_text_atomically(folder / CONFIG_NAME, _json_text(_with_auto_map(config, CONFIG_NAME)))
     if check is not None:
         check(folder)
