@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """
 The paper's ablation (Bulat et al., Table 1) in miniature: which parts of XViT let a small video transformer tell the
-direction of a motion, on clips where no single frame tells it (`examples/motion_dataset.py`, the four drifts).
+direction of a motion, on clips where no single frame tells it (`modeling_xvit.demo.motion_data`, the four drifts).
 
 Every row is one run of the training script, `examples/run_video_classification.py --recipe
 examples/recipes/xvit_motion_small.yaml` (4 layers of width 64, patch 8, 8 frames of 64 x 64, AdamW 5e-4, batch 16,
@@ -100,7 +100,7 @@ ROWS_BY_NAME = {row.name: row for row in ROWS}
 def data_command(data_dir: Path) -> str:
     """The generator's command that writes the data set (what `ensure_dataset` does when it is missing)."""
     return shlex.join(
-        ["python", "examples/motion_dataset.py", "--output-dir", str(data_dir), "--classes", *CLASSES]
+        ["python", "-m", "modeling_xvit.demo.motion_data", "--output-dir", str(data_dir), "--classes", *CLASSES]
         + (["--seed", str(DATA_SEED)] if DATA_SEED else [])
     )
 
