@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers.utils import logging as transformers_logging
 
 from modeling_xvit import XViTConfig
 
@@ -29,6 +30,15 @@ TINY = dict(
     classifier_hidden_size=16,
     num_labels=3,
 )
+
+
+@pytest.fixture(autouse=True)
+def _restore_transformers_verbosity():
+    """The training script sets Transformers' log level for its process; a test that runs it in-process must not
+    silence the warnings that later tests check."""
+    verbosity = transformers_logging.get_verbosity()
+    yield
+    transformers_logging.set_verbosity(verbosity)
 
 
 @pytest.fixture(scope="session")

@@ -395,6 +395,7 @@ def test_bare_state_dict_with_module_prefix_and_config_file(tmp_path):
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_loads_in_a_fresh_process_from_the_folder_alone(tmp_path):
     state_dict, cfg = case("mixing_in_layer_1_of_3")
     checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)
@@ -740,6 +741,7 @@ def fake_hub(httpserver, monkeypatch) -> FakeHub:
     return serve_fake_hub(httpserver, monkeypatch)
 
 
+@pytest.mark.slow
 def test_command_line_checks_the_folder_in_a_fresh_process_then_publishes_it(tmp_path, fake_hub, capsys):
     state_dict, cfg = case("mixing_in_layer_1_of_3")
     checkpoint = save_training_checkpoint(tmp_path / "xvit.pth", state_dict, cfg)

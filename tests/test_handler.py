@@ -63,6 +63,7 @@ def expected_answer(folder: Path, video: str, top_k: int, **views) -> list[tuple
     return [(LABELS[index], score) for index, score in zip(top.indices.tolist(), top.values.tolist(), strict=True)]
 
 
+@pytest.mark.slow
 def test_handler_answers_bytes_and_base64_refuses_internal_urls_and_explains_bad_requests(
     folder, real_videos, httpserver, tmp_path
 ):

@@ -109,6 +109,7 @@ def test_save_and_load_through_auto_image_processor(tmp_path):
     assert (loaded.sampling, loaded.num_frames) == ("dense", 8)
 
 
+@pytest.mark.slow
 def test_works_without_torchvision():
     script = """
 import sys

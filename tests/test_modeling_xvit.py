@@ -150,7 +150,8 @@ def test_tuple_output_when_return_dict_is_false(tiny_config, clip):
     torch.testing.assert_close(logits, model(clip()).logits)
 
 
-@pytest.mark.parametrize("implementation", ["sdpa", "flex_attention"])
+# flex_attention compiles its kernel: tens of seconds on a CPU
+@pytest.mark.parametrize("implementation", ["sdpa", pytest.param("flex_attention", marks=pytest.mark.slow)])
 def test_attention_implementations_agree_with_eager(tiny_config, clip, implementation):
     config = tiny_config(summary_token_layers=[0])
     eager = eval_model(XViTForVideoClassification, config, attn_implementation="eager")
@@ -242,6 +243,7 @@ def test_drop_path_is_an_identity_at_rate_0_and_drops_everything_at_rate_1(tiny_
     outputs.loss.backward()
 
 
+@pytest.mark.slow
 def test_compiles_as_one_graph_for_inference_and_training(tiny_config, clip):
     assert XViTForVideoClassification._can_compile_fullgraph
     model = eval_model(XViTForVideoClassification, tiny_config(summary_token_layers=[1], drop_path_rate=0.1))
@@ -256,6 +258,7 @@ def test_compiles_as_one_graph_for_inference_and_training(tiny_config, clip):
     torch._dynamo.reset()
 
 
+@pytest.mark.slow
 def test_saved_folder_loads_with_remote_code_in_a_fresh_process(tmp_path, tiny_config, clip):
     model = eval_model(XViTForVideoClassification, tiny_config())
     model.save_pretrained(tmp_path / "model")

@@ -215,6 +215,7 @@ def each_frame(frames: np.ndarray) -> np.ndarray:
     return np.stack([frame_features(frame) for frame in frames])
 
 
+@pytest.mark.slow
 def test_a_classifier_of_single_frames_is_at_chance(clips):
     accuracy = held_out_accuracy(
         *features_and_labels(clips, "train", each_frame), *features_and_labels(clips, "test", each_frame)
@@ -229,6 +230,7 @@ def class_separation(features: np.ndarray, labels: np.ndarray) -> float:
     return float((means.var(0) / within).max())
 
 
+@pytest.mark.slow
 def test_no_frame_statistic_differs_between_classes(clips):
     """A permutation test on the class means of each frame statistic (averaged over a clip's frames, as a bag of
     frames sees it). It catches a leak that the 8-way classifier can miss: a slight blur (Gaussian, sigma 0.5 pixel)
@@ -244,6 +246,7 @@ def test_no_frame_statistic_differs_between_classes(clips):
     assert p_value > 0.02, f"class means of a frame statistic differ (p = {p_value:.3f})"
 
 
+@pytest.mark.slow
 def test_the_order_of_the_frames_tells_the_classes_apart_and_reversing_gives_the_opposite(clips):
     train = features_and_labels(clips, "train", motion_features)
     forwards = features_and_labels(clips, "test", motion_features)

@@ -156,6 +156,7 @@ def test_prepared_splits_read_back_with_labels_and_metadata(video_folder, tmp_pa
         assert stream_facts(row["mp4"]["bytes"])[:2] == (8, 25.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampling", ["segment", "dense"])
 @pytest.mark.parametrize("name", ["bikes", "bigbuckbunny"])
 def test_prepared_clip_samples_the_source_frames_and_pixels(real_videos, monkeypatch, sampling, name):

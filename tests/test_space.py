@@ -157,6 +157,7 @@ def served(folder, videos, tmp_path_factory):
             demo.close()
 
 
+@pytest.mark.slow
 def test_the_app_answers_a_gradio_client_call_on_a_real_mp4(served, folder, real_videos):
     from gradio_client import handle_file
 
@@ -181,6 +182,7 @@ def test_the_app_answers_a_gradio_client_call_on_a_real_mp4(served, folder, real
             assert picture.convert("RGB").tobytes() == drawn.tobytes()
 
 
+@pytest.mark.slow
 def test_the_app_explains_bad_requests(served, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -207,6 +209,7 @@ def test_example_videos_and_the_page(videos, served, folder):
     ]
 
 
+@pytest.mark.slow
 def test_every_crop_choice_the_api_lists_is_accepted(served, real_videos):
     from gradio_client import handle_file
 

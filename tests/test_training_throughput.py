@@ -1,24 +1,19 @@
 """The training-throughput benchmark: runnable both ways, and its report from a results dict."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_help
 
 from benchmarks.training_throughput import markdown, prepared_markdown
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("how", ["path", "module"])
-def test_help(how):
-    command = ["benchmarks/training_throughput.py"] if how == "path" else ["-m", "benchmarks.training_throughput"]
-    completed = subprocess.run(
-        [sys.executable, *command, "--help"], cwd=REPOSITORY, capture_output=True, text=True, timeout=120
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert "--rounds" in completed.stdout and "--gpu-tflops" in completed.stdout
+@pytest.mark.slow
+def test_help():
+    for output in run_help([["benchmarks/training_throughput.py"], ["-m", "benchmarks.training_throughput"]]):
+        assert "--rounds" in output and "--gpu-tflops" in output
 
 
 def test_report_names_the_bottleneck_figures():
