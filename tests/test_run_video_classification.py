@@ -90,7 +90,7 @@ def test_the_script_copied_alone_into_an_empty_folder_runs_and_says_where_its_mo
     summary = completed.stdout[completed.stdout.index("The model is in run: a complete Hub folder") :].splitlines()
     assert summary[1] == "Results (all of them in run/all_results.json):" and "eval_top1_accuracy = " in summary[2]
     command = shlex.split(summary[-1].replace("VIDEO.mp4", real_videos["bikes"]))
-    assert command[:2] == ["python", "-c"] and "pipeline('video-classification', model='run'" in command[2]
+    assert command[:2] == [sys.executable, "-c"] and "pipeline('video-classification', model='run'" in command[2]
     result = run("-c", command[2]).stdout
     assert sorted(entry["label"] for entry in ast.literal_eval(result.strip().splitlines()[-1])) == sorted(CLASSES)
 

@@ -11,6 +11,7 @@ and replaces the card with its generic one.
 import os
 import shlex
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,6 @@ def run_summary(output_dir: str | os.PathLike, results: dict[str, Any], model_sa
             f"The model is in {output_dir}: a complete Hub folder (weights, configs, code, handler.py, README.md).",
             *lines,
             "Try it on a video of yours:",
-            f"  python -c {shlex.quote(code)}",
+            f"  {shlex.quote(sys.executable)} -c {shlex.quote(code)}",  # the interpreter that has the package
         ]
     )
