@@ -1,10 +1,11 @@
 """Every script under conversion/ is a thin command line over the installed package: it runs by path from the
 repository and as its console entry point, and a user's own script imports the functions behind it from anywhere."""
 
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -34,15 +35,17 @@ def test_every_script_is_thin():
         assert len(code) < 20, f"conversion/{script}.py has grown past a command line: move the work into the package"
 
 
-def test_help_of_every_script_by_path_and_as_an_entry_point():
-    entry_points = Path(sysconfig.get_path("scripts"))
-    run_help(
-        [
-            command
-            for script, entry in SCRIPTS.items()
-            for command in ([f"conversion/{script}.py"], [entry_points / entry])
-        ]
-    )
+def test_help_of_every_script_by_path():
+    run_help([[f"conversion/{script}.py"] for script in SCRIPTS])
+
+
+def test_every_entry_point_is_the_main_its_script_runs():
+    installed = importlib.metadata.entry_points(group="console_scripts")
+    for script, entry_point in SCRIPTS.items():
+        text = (REPOSITORY / "conversion" / f"{script}.py").read_text()
+        (module,) = re.findall(r"^from (modeling_xvit\S+) import main$", text, re.M)
+        assert installed[entry_point].value == f"{module}:main"
+        assert callable(installed[entry_point].load())
 
 
 def test_a_users_script_elsewhere_imports_the_converter(tmp_path):
