@@ -6,7 +6,7 @@
 
 The work is done by `modeling_xvit.training.prepare.main`; this file is its command line. A killed run started again
 with the same options keeps the finished shards; `index.json` in the output folder lists what was written and the
-unreadable videos. `--keyint 1` (intra-only) decodes faster at about 2.7x the size of the default `--keyint 8`.
+unreadable videos. `--keyint`, `--bframes` and `--crf` set the encoding (the defaults: docs/training.md).
 """
 
 import sys

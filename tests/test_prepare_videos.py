@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import pytest
 import torch
+from av.video.frame import PictureType
 from training_videos import write_clip, write_video_folder
 
 from modeling_xvit import XViTVideoProcessor
@@ -63,6 +64,28 @@ def test_prepared_video_keeps_every_frame_the_frame_rate_and_the_source_size(rea
     }
     assert prepared_sizes(data) == {"height": 720, "width": 1280, "prepared_height": 160, "prepared_width": 284}
     assert prepared_sizes(real_videos["bigbuckbunny"]) is None
+
+
+def picture_types(data: bytes, skip_frame: str = "DEFAULT") -> list[str]:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = skip_frame
+        return [PictureType(frame.pict_type).name for frame in container.decode(stream)]
+
+
+def test_prepared_video_lets_a_clip_skip_the_b_frames_it_does_not_sample(real_videos):
+    """Between two reference frames lie `bframes` B-frames that no frame refers to: a decoder told to skip
+    non-reference frames still decodes every I- and P-frame, so a clip pays for the references and its own frames."""
+    options = PrepareArguments(output_dir="unused", short_side=160)
+    data, metadata = prepare_video(real_videos["bigbuckbunny"], options)
+    every_frame = picture_types(data)
+    references = picture_types(data, skip_frame="NONREF")
+    assert len(every_frame) == metadata["num_frames"] == 132
+    assert every_frame.count("I") == -(-132 // options.keyint)  # a key frame every keyint frames
+    assert references == [kind for kind in every_frame if kind in ("I", "P")]
+    # In each key-frame group: the key frame, a P-frame after every `bframes` B-frames, and one closing the group.
+    references_per_group = -(-options.keyint // (options.bframes + 1)) + 1
+    assert len(references) <= every_frame.count("I") * references_per_group < 132 / 5
 
 
 def test_odd_prepared_sides_get_a_pixel_more_for_the_encoder(tmp_path):
@@ -157,13 +180,14 @@ def test_prepared_splits_read_back_with_labels_and_metadata(video_folder, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampling", ["segment", "dense"])
+@pytest.mark.parametrize(("sampling", "views"), [("segment", 1), ("dense", 2)])
 @pytest.mark.parametrize("name", ["bikes", "bigbuckbunny"])
-def test_prepared_clip_samples_the_source_frames_and_pixels(real_videos, monkeypatch, sampling, name):
+def test_prepared_clip_samples_the_source_frames_and_pixels(real_videos, monkeypatch, sampling, views, name):
     """Same seed, same arguments: the same scale, frame indices and crop as the source; pixels within a few levels
     (the re-encoding and the second resize, at the default sizes: 320 short side, scale jitter 256 to 320, 224 crops;
-    measured mean 2.1 (bikes, 640 x 272) and 4.0 levels (bigbuckbunny, 1280 x 720: the aliasing of two resizes
-    without antialiasing differs from one's), 99th percentile 9 and 19 levels)."""
+    measured mean 2.4-2.6 (bikes, 640 x 272) and 4.2-4.3 levels (bigbuckbunny, 1280 x 720: the aliasing of two resizes
+    without antialiasing differs from one's), 99th percentile 11-12 and 20-21 levels). Two views: each view's crop
+    is cut from the box that holds both."""
     processor = XViTVideoProcessor(num_frames=8)
     indices = []
     sample_frames = processor.sample_frames
@@ -174,13 +198,13 @@ def test_prepared_clip_samples_the_source_frames_and_pixels(real_videos, monkeyp
     prepared, _ = prepare_video(source, PrepareArguments(output_dir="unused"))
     differences = []
     for seed in range(3):
-        options = dict(do_augment=True, sampling=sampling, sampling_rate=2)
+        options = dict(do_augment=True, sampling=sampling, sampling_rate=2, num_temporal_views=views)
         with seeded(seed):
             from_source = training_crops(processor, source, **options)
         with seeded(seed):
             from_prepared = training_crops(processor, prepared, **options)
         assert indices[-1] == indices[-2]
-        assert from_source.shape == from_prepared.shape == (1, 8, 3, 224, 224)
+        assert from_source.shape == from_prepared.shape == (views, 8, 3, 224, 224)
         assert from_source.dtype == from_prepared.dtype == torch.uint8
         differences.append((from_source.int() - from_prepared.int()).abs().flatten().float())
     difference = torch.cat(differences)

@@ -34,13 +34,17 @@ def test_report_names_the_bottleneck_figures():
         "model_only_clips_per_second": 6.0,
         "model_step_ms": 333.3,
         "decode_clips_per_second_per_core": {"640x360": 20.0},
-        "gpu_estimate": {"640x360": estimate, "456x256 (pre-resized)": {**estimate, "cores_per_gpu": 25.0}},
+        "gpu_estimate": {
+            "640x360": estimate,
+            "456x256 (pre-resized)": {**estimate, "decode_clips_per_second_per_core": 9.4, "cores_per_gpu": 25.0},
+        },
     }
     report = markdown(results)
     assert "| whole training loop, 2 DataLoader worker(s) | 5.60 |" in report
     assert "| model only (forward + backward + AdamW, 333 ms per step) | 6.00 |" in report
     assert "from videos of | 640x360 | 456x256 (pre-resized) |" in report
     assert "| CPU cores needed per GPU | 47 | 25 |" in report
+    assert "| clips/s per core against 640x360 videos | 1.00x | 1.88x |" in report
     assert "load average (1, 5, 15 min) at the end: 1.0" in report
 
 
@@ -52,11 +56,14 @@ def test_report_gives_the_prepared_shards_figures():
             "source_bytes": 4 * 2**20,
             "same_resolution_bytes": 2 * 2**20,
             "seconds_to_prepare_per_hour_of_video": 1234.4,
+            "keyint": 32,
+            "bframes": 7,
         },
         "device_augmentation": {"ms_per_step": 12.34, "share_of_model_step": 0.041, "b16_ms_per_clip": 56.7},
     }
     report = "\n".join(prepared_markdown(results))
     assert "| prepared shards on disk, MiB | 3.00 (1.50x the same-size videos, 0.75x the sources) |" in report
     assert "s per hour of video | 1234 |" in report
+    assert "key frame every 32 frames, 7 B-frames between references" in report
     assert "ms per step (batch 2) | 12.3 (4.1% of the model step) |" in report
     assert "XViT-B/16 size on this CPU, ms per clip | 56.7 |" in report

@@ -36,7 +36,7 @@ def seeded(seed: int) -> Iterator[None]:
     python_state = random.getstate()
     with torch.random.fork_rng(devices=[]):
         random.seed(seed)
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # not torch.manual_seed: it queues CUDA seeding, slowly
         try:
             yield
         finally:

@@ -1,8 +1,13 @@
 """
 Prepared training shards: every video of a training source decoded once, its short side resized to what training
-needs (the processor's largest scale-jitter size, never enlarged), re-encoded in H.264 with a key frame every
-`keyint` frames and no B-frames, so that the few frames a clip samples decode cheaply, and written as webdataset tar
-shards that `datasets` reads and streams like any other webdataset source.
+needs (the processor's largest scale-jitter size, never enlarged), re-encoded in H.264 so that the few frames a clip
+samples decode cheaply, and written as webdataset tar shards that `datasets` reads and streams like any other
+webdataset source.
+
+The encoding is chosen for sampled decoding (sizes and speeds: docs/benchmarks.md): `bframes` B-frames between two
+reference frames, none of them a reference (fixed pattern, no B-pyramid), so that a clip decodes the reference frames
+up to each frame it samples and skips every other B-frame; CAVLC, which decodes faster than CABAC for a few more
+bytes; a key frame every `keyint` frames.
 
 Each sample `{key}` of a shard holds `{key}.mp4` (the video), `{key}.cls` (the class index) and `{key}.json` (its
 metadata: the source, the label, the frame count and frame rate, the source's and the prepared frame size). The key
@@ -55,8 +60,10 @@ class PrepareArguments:
         default=320,
         metadata={"help": "Short side of the prepared frames: the processor's largest scale jitter (no upscale)."},
     )
-    keyint: int = field(
-        default=8, metadata={"help": "Frames between two key frames: a sampled frame decodes at most keyint frames."}
+    keyint: int = field(default=32, metadata={"help": "Frames between two key frames (1: intra-only, largest)."})
+    bframes: int = field(
+        default=7,
+        metadata={"help": "Non-reference B-frames between reference frames: a clip skips those it does not sample."},
     )
     crf: int = field(default=23, metadata={"help": "x264 rate factor (lower: larger, closer to the source)."})
     videos_per_shard: int = field(default=256, metadata={"help": "Videos per tar shard."})
@@ -117,8 +124,8 @@ def _encode(
     metadata: dict[str, int],
     options: PrepareArguments,
 ) -> tuple[bytes, int]:
-    """H.264 in MP4 with a key frame every `keyint` frames and no B-frames, `metadata` in its comment tag (the reader
-    needs the source's size to resize as the source would be)."""
+    """H.264 in MP4 for sampled decoding (see the module's docstring), `metadata` in its comment tag (the reader needs
+    the source's size to resize as the source would be)."""
     rate = rate or Fraction(30)
     buffer, count = io.BytesIO(), 0
     with av.open(buffer, "w", format="mp4") as output:
@@ -130,7 +137,8 @@ def _encode(
         stream.options = {
             "preset": "veryfast",
             "crf": str(options.crf),
-            "x264-params": f"keyint={options.keyint}:min-keyint={options.keyint}:scenecut=0:bframes=0",
+            "x264-params": f"keyint={options.keyint}:min-keyint={options.keyint}:scenecut=0:cabac=0:"
+            f"bframes={options.bframes}:b-adapt=0:b-pyramid=none",
         }
         for pixels in frames:
             pixels = pixels.permute(1, 2, 0).contiguous().numpy()
@@ -278,7 +286,7 @@ def _claim_output(output: Path, options: PrepareArguments) -> None:
 
 def _kept_options(options: PrepareArguments) -> dict[str, Any]:
     """The options that change what is written."""
-    kept = ("short_side", "keyint", "crf", "videos_per_shard")
+    kept = ("short_side", "keyint", "bframes", "crf", "videos_per_shard")
     return {name: value for name, value in asdict(options).items() if name in kept}
 
 

@@ -87,8 +87,10 @@ def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
     crop = SizeDict(**dict(option("crop_size")))
     num_views = option("num_temporal_views")
 
+    boxes = []  # each view's crop (top, left), drawn right after the frame indices as the processor draws them
+
     def sample_indices(metadata) -> list[int]:
-        return processor.sample_frames(
+        indices = processor.sample_frames(
             metadata,
             num_frames=option("num_frames"),
             sampling=option("sampling"),
@@ -97,16 +99,23 @@ def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
             sampling_rate=option("sampling_rate"),
             target_fps=option("target_fps"),
         )
+        boxes.extend(random_crop_box(height, width, crop.height, crop.width) for _ in range(num_views))
+        return indices
 
-    def resize(frames: torch.Tensor) -> torch.Tensor:
+    def resize_and_crop(frames: torch.Tensor) -> torch.Tensor:
+        """Resized as the source's frames would be, then cut to the box that holds every view's crop, so that full
+        frames are never stacked."""
         size = SizeDict(height=height, width=width)
-        return processor.resize(frames, size, resample=option("resample"), antialias=option("antialias"))
+        frames = processor.resize(frames, size, resample=option("resample"), antialias=option("antialias"))
+        (top, left), (bottom, right) = map(min, zip(*boxes, strict=True)), map(max, zip(*boxes, strict=True))
+        return frames[..., top : bottom + crop.height, left : right + crop.width]
 
-    frames, _ = read_video_frames(video, sample_indices, option("decoding_backend"), resize)
-    crops = []
-    for clip in frames.reshape(num_views, -1, *frames.shape[1:]):
-        top, left = random_crop_box(height, width, crop.height, crop.width)
-        crops.append(clip[..., top : top + crop.height, left : left + crop.width])
+    frames, _ = read_video_frames(video, sample_indices, option("decoding_backend"), resize_and_crop)
+    top, left = map(min, zip(*boxes, strict=True))
+    crops = [
+        clip[..., box_top - top : box_top - top + crop.height, box_left - left : box_left - left + crop.width]
+        for clip, (box_top, box_left) in zip(frames.reshape(num_views, -1, *frames.shape[1:]), boxes, strict=True)
+    ]
     return torch.stack(crops)
 
 
