@@ -1,8 +1,8 @@
 """The class lists of the released models (Kinetics-400, Kinetics-600, Something-Something-v2) and their loading."""
 
-import importlib.resources
 from pathlib import Path
 
+from modeling_xvit.configuration_xvit import released_class_names
 from modeling_xvit.errors import ConversionError
 
 KNOWN_LABEL_SETS = ("kinetics400", "kinetics600", "ssv2")
@@ -11,12 +11,11 @@ KNOWN_LABEL_SETS = ("kinetics400", "kinetics600", "ssv2")
 def load_labels(spec: str) -> list[str]:
     """Class names in index order: a label set shipped with the package, or a text file with one name per line."""
     if spec in KNOWN_LABEL_SETS:
-        text = importlib.resources.files("modeling_xvit").joinpath("labels", f"{spec}.txt").read_text(encoding="utf-8")
+        labels = released_class_names(f"{spec}.txt")
     elif Path(spec).is_file():
-        text = Path(spec).read_text(encoding="utf-8")
+        labels = [line.strip() for line in Path(spec).read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
         raise ConversionError(f"--labels {spec!r} is neither one of {list(KNOWN_LABEL_SETS)} nor an existing file.")
-    labels = [line.strip() for line in text.splitlines() if line.strip()]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ConversionError(f"Label list {spec} repeats {duplicates}.")
