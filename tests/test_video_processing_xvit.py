@@ -548,6 +548,9 @@ def test_non_finite_pixels_are_refused(bad):
     # Finite frames whose normalisation overflows float32 are refused too.
     with pytest.raises(ValueError, match="non-finite pixel values"):
         processor(np.full((4, 32, 32, 3), 3e38, np.float32), do_rescale=False, image_std=1e-3)
+    # Large finite values whose float32 sum would overflow are not refused.
+    large = processor(np.full((4, 32, 32, 3), 1e37, np.float32), do_rescale=False, image_mean=0.0, image_std=1.0)
+    assert torch.isfinite(large.pixel_values).all()
 
 
 def test_grey_frames_without_a_channel_axis():
