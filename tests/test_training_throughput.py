@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import run_help
 
-from benchmarks.training_throughput import markdown, prepared_markdown
+from benchmarks.training_throughput import markdown, prepared_markdown, real_videos_markdown
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -67,3 +67,21 @@ def test_report_gives_the_prepared_shards_figures():
     assert "key frame every 32 frames, 7 B-frames between references" in report
     assert "ms per step (batch 2) | 12.3 (4.1% of the model step) |" in report
     assert "XViT-B/16 size on this CPU, ms per clip | 56.7 |" in report
+
+
+def test_report_gives_the_real_videos_sizes_and_speed_up():
+    video = {
+        "width": 1280,
+        "height": 720,
+        "num_frames": 132,
+        "prepared_width": 568,
+        "prepared_height": 320,
+        "prepared_bytes": 960,
+        "same_resolution_bytes": 1000,
+        "b16_source_clips_per_second_per_core": 2.0,
+        "b16_prepared_on_device_clips_per_second_per_core": 12.0,
+    }
+    report = "\n".join(real_videos_markdown({"bigbuckbunny": video}))
+    assert "| source size, frames | 1280x720, 132 |" in report
+    assert "| prepared against the same frames encoded with x264's defaults, bytes | 0.96x |" in report
+    assert "| speed-up | 6.00x |" in report
