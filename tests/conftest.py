@@ -1,11 +1,14 @@
 """Shared fixtures and helpers: tiny XViT configurations (model tests), small videos (processor tests), and fresh
 processes (scripts' help, folders loaded as a Hub user would)."""
 
+import contextlib
+import json
 import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -170,36 +173,141 @@ def make_video(tmp_path) -> Callable[..., str]:
 # Fresh processes
 
 
-def run_help(commands: Sequence[Sequence[str]], cwd: str | os.PathLike = REPOSITORY) -> list[str]:
-    """The `--help` output of each command (run with this interpreter), all started together: each spends its time
-    importing torch and transformers. Fails naming the command that did not print a usage line."""
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, *command, "--help"],
-            cwd=cwd,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for command in commands
-    ]
+# Runs each `--help` command of argv[2] (a JSON list of [working folder, command]) in this one process as
+# `python COMMAND --help` would start it there (a script by path: its folder first on sys.path; `-m module`: the
+# working folder first), and prints a JSON list of {"returncode", "stdout", "stderr"} after HELP_MARKER. Between
+# commands it restores sys.path, sys.argv, os.environ and the working folder, and forgets the modules that came from
+# the repository (argv[1]) other than the installed package and the environment (a .venv inside it), so that a command
+# can use nothing of the repository that an earlier command loaded and it could not load itself.
+HELP_RUNNER = """
+import contextlib, io, json, os, runpy, sys, traceback
+repository, commands, marker = os.path.realpath(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+installed = [os.path.join(repository, "modeling_xvit"), os.path.realpath(sys.prefix)]
+
+def within(path, folder):
+    return path == folder or path.startswith(folder + os.sep)
+
+def from_repository(module):
+    try:
+        files = [getattr(module, "__file__", None) or "", *list(getattr(module, "__path__", None) or [])]
+    except Exception:
+        return False
+    paths = [os.path.realpath(file) for file in files if file]
+    return any(within(path, repository) and not any(within(path, f) for f in installed) for path in paths)
+
+results = []
+for folder, command in commands:
+    saved = list(sys.path), list(sys.argv), dict(os.environ), os.getcwd(), set(sys.modules)
+    stdout, stderr, returncode = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            os.chdir(folder)
+            if command[0] == "-m":
+                sys.path[0], sys.argv = os.getcwd(), [command[1], *command[2:], "--help"]
+                runpy.run_module(command[1], run_name="__main__", alter_sys=True)
+            else:
+                script = os.path.abspath(command[0])
+                sys.path[0], sys.argv = os.path.dirname(script), [*command, "--help"]
+                runpy.run_path(script, run_name="__main__")
+        except SystemExit as exit:
+            if isinstance(exit.code, str):
+                print(exit.code, file=sys.stderr)
+            returncode = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        except BaseException:
+            traceback.print_exc()
+            returncode = 1
+    sys.path[:], sys.argv[:] = saved[0], saved[1]
+    os.environ.clear()
+    os.environ.update(saved[2])
+    os.chdir(saved[3])
+    for name in set(sys.modules) - saved[4]:
+        if from_repository(sys.modules[name]):
+            del sys.modules[name]
+    results.append({"returncode": returncode, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()})
+sys.stdout.write(marker + json.dumps(results) + "\\n")
+"""
+HELP_MARKER = "xvit-help-results "
+# The `--help` commands that the suite's tests run (with `elsewhere`, from an empty folder outside the repository):
+# the first `run_help` of a session runs them all in its one process, and the later ones read their results. A command
+# not listed here gets a process of its own.
+SUITE_HELP_COMMANDS = (
+    *((False, (f"examples/space/{script}.py",)) for script in ("app", "build_space", "screenshot")),
+    (False, ("-m", "examples.space.app")),
+    *((False, (f"examples/{script}.py",)) for script in ("demo", "motion_ablation", "run_video_classification")),
+    *((False, ("-m", f"examples.{script}")) for script in ("demo", "motion_ablation", "run_video_classification")),
+    (False, ("-m", "modeling_xvit.demo.motion_data")),
+    *((False, (f"benchmarks/{script}.py",)) for script in ("run", "preprocessing", "training_throughput")),
+    *((False, ("-m", f"benchmarks.{script}")) for script in ("run", "preprocessing", "training_throughput")),
+    *(
+        (True, (str(REPOSITORY / "conversion" / f"{script}.py"),))
+        for script in ("convert_original_xvit", "convert_vit_to_xvit", "push_to_hub", "verify_hub_folder")
+    ),
+)
+_help_results: dict[tuple[bool, tuple[str, ...]], dict] = {}
+
+
+def run_help(commands: Sequence[Sequence[str]], elsewhere: bool = False) -> list[str]:
+    """The `--help` output of each command, run with this interpreter from the repository (or, with `elsewhere`, from
+    an empty folder outside it), in one fresh process with the suite's other `--help` commands (SUITE_HELP_COMMANDS):
+    each process spends most of its time importing torch and transformers. Fails naming the command that did not print
+    a usage line."""
+    keys = [(elsewhere, tuple(command)) for command in commands]
+    if any(key not in _help_results for key in keys):
+        batch = list(dict.fromkeys([*keys, *SUITE_HELP_COMMANDS]))
+        batch = [key for key in batch if key not in _help_results]
+        environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        with tempfile.TemporaryDirectory(prefix="xvit-help.") as empty:
+            runs = json.dumps([[empty if away else str(REPOSITORY), list(command)] for away, command in batch])
+            completed = subprocess.run(
+                [sys.executable, "-c", HELP_RUNNER, str(REPOSITORY), runs, HELP_MARKER],
+                cwd=REPOSITORY,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        lines = [line for line in completed.stdout.splitlines() if line.startswith(HELP_MARKER)]
+        assert completed.returncode == 0 and lines, (completed.returncode, completed.stderr[-3000:])
+        _help_results.update(zip(batch, json.loads(lines[-1].removeprefix(HELP_MARKER)), strict=True))
     outputs = []
-    for command, process in zip(commands, processes, strict=True):
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0 and stdout.startswith("usage: "), (command, stderr[-2000:])
-        outputs.append(stdout)
+    for command, key in zip(commands, keys, strict=True):
+        result = _help_results[key]
+        usage = result["returncode"] == 0 and result["stdout"].startswith("usage: ")
+        assert usage, (command, result["returncode"], result["stderr"][-2000:])
+        outputs.append(result["stdout"])
     return outputs
 
 
-def run_offline_python(code: str, *args: str, cwd: str | os.PathLike, timeout: float = 300) -> str:
-    """Run `code` in a fresh Python process as a Hub user's machine would: offline, in `cwd`, with an empty
-    Hugging Face cache there and nothing from this repository on the path. Returns its standard output."""
+def offline_environment(cwd: str | os.PathLike) -> dict[str, str]:
+    """The environment of a fresh Python process run as a Hub user's machine would: offline, with an empty Hugging
+    Face cache in `cwd` and nothing from this repository on the path."""
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     environment.update(HF_HOME=str(Path(cwd) / ".hf_home"), HF_HUB_OFFLINE="1", PYTHONDONTWRITEBYTECODE="1")
+    return environment
+
+
+def run_offline_python(code: str, *args: str, cwd: str | os.PathLike, timeout: float = 300) -> str:
+    """Run `code` in a fresh Python process in `cwd` (`offline_environment`). Returns its standard output."""
     completed = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=offline_environment(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return completed.stdout
+
+
+@contextlib.contextmanager
+def started(command: Sequence[str], **options) -> Iterator[subprocess.Popen]:
+    """`command` started in the background (its output piped, as text), so that the test works while it imports torch
+    and transformers; `communicate()` to wait for it. Killed if the test leaves before it ends."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

@@ -1,14 +1,17 @@
 """The README is a front door: short, its links into docs/ resolve, and its quick start and CPU fine-tuning example
 run as written (with `.venv/bin/...` pointing at this interpreter's environment); so do the docs' export examples."""
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import started
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -100,40 +103,73 @@ def test_relative_links_resolve(document):
     assert not broken, f"{document.name}: broken links: {broken}"
 
 
-@pytest.fixture
-def clone(tmp_path) -> Path:
-    """A folder that looks like the repository root to the README's commands: `examples/` is the repository's, and
+def make_clone(folder: Path) -> Path:
+    """`folder` made to look like the repository root to the README's commands: `examples/` is the repository's, and
     `.venv` is the environment these tests run in."""
     if sys.prefix == sys.base_prefix:
         pytest.skip("the README's commands run `.venv/bin/...`: run the tests from a virtual environment")
-    (tmp_path / ".venv").symlink_to(sys.prefix, target_is_directory=True)
-    (tmp_path / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
-    return tmp_path
+    (folder / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    (folder / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
+    return folder
+
+
+@pytest.fixture
+def clone(tmp_path) -> Path:
+    return make_clone(tmp_path)
+
+
+def start(command: list[str], cwd: Path) -> contextlib.AbstractContextManager[subprocess.Popen]:
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(HF_HOME=str(cwd / ".hf_home"), HF_HUB_OFFLINE="1")
+    return started(command, cwd=cwd, env=environment)
+
+
+def finish(process: subprocess.Popen, timeout: int) -> str:
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, f"{process.args} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    return stdout
 
 
 def run(command: list[str], cwd: Path, timeout: int) -> str:
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment.update(HF_HOME=str(cwd / ".hf_home"), HF_HUB_OFFLINE="1")
-    completed = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
-    assert completed.returncode == 0, f"{command} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
-    return completed.stdout
+    with start(command, cwd) as process:
+        return finish(process, timeout)
+
+
+@pytest.fixture(scope="module")
+def docs_examples(request, tmp_path_factory) -> Iterator[dict[tuple[str, str], subprocess.Popen]]:
+    """The docs' blocks that this session's tests run, started side by side (most of each one's time is the import
+    of torch and transformers, on one core), each as written in a clone of its own."""
+    selected = {
+        (item.callspec.params["document"], item.callspec.params["name"])
+        for item in request.session.items
+        if item.module is request.module and item.originalname == "test_docs_examples_run_as_written"
+    }
+    with contextlib.ExitStack() as stack:
+        processes = {}
+        for document, name in sorted(selected):
+            clone = make_clone(tmp_path_factory.mktemp("docs-example"))
+            (clone / "block.py").write_text(code_blocks((DOCS / document).read_text())[name])
+            processes[document, name] = stack.enter_context(start([".venv/bin/python", "block.py"], clone))
+        yield processes
 
 
 @pytest.mark.slow
 def test_quick_start_runs_as_written(clone):
     blocks = code_blocks(README.read_text())
-    outputs = []
-    for name in sorted(RUN_AS_WRITTEN):
-        if name.startswith("Quick start"):
-            script = clone / f"{name.replace(' ', '_').replace('#', '')}.py"
-            script.write_text(blocks[name])
-            outputs.append(run([".venv/bin/python", script.name], clone, timeout=300))
-    pipeline_output, model_output = outputs
+    with contextlib.ExitStack() as stack:
+        processes = []
+        for name in sorted(RUN_AS_WRITTEN):
+            if name.startswith("Quick start"):
+                script = clone / f"{name.replace(' ', '_').replace('#', '')}.py"
+                script.write_text(blocks[name])
+                processes.append(stack.enter_context(start([".venv/bin/python", script.name], clone)))
+        pipeline_output, model_output = (finish(process, timeout=300) for process in processes)  # run side by side
     assert re.findall(r"'label': '(\w+)'", pipeline_output)[0] == "left"  # examples/space/videos/left.mp4
     assert model_output.splitlines()[-1] == "up"
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("docs_examples")  # the docs' blocks run beside it, while its commands run one after another
 def test_cpu_fine_tuning_runs_as_written(clone):
     blocks = code_blocks(README.read_text())
     training = blocks["Fine-tune on a CPU in a few minutes #1"]
@@ -149,11 +185,8 @@ def test_cpu_fine_tuning_runs_as_written(clone):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("document, name", sorted(DOCS_RUN_AS_WRITTEN))
-def test_docs_examples_run_as_written(clone, document, name):
-    block = code_blocks((DOCS / document).read_text())[name]
-    script = clone / "block.py"
-    script.write_text(block)
-    output = run([".venv/bin/python", script.name], clone, timeout=300)
+def test_docs_examples_run_as_written(docs_examples, document, name):
+    output = finish(docs_examples[document, name], timeout=300)
     if name.startswith(("ONNX", "torch.export")):  # the largest logit differences from the model in torch
         assert all(float(line) < 1e-4 for line in output.splitlines()), output
     elif name.startswith("PEFT"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import started
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
@@ -83,6 +84,19 @@ def video_root(tmp_path_factory) -> Path:
     return write_video_folder(tmp_path_factory.mktemp("videos"), {"train": 4})
 
 
+def two_process_run(video_root: Path) -> list[str]:
+    # 12 videos, global batch 4: 4 steps cross an epoch boundary, with augmentation drawn in a DataLoader worker.
+    return ["--data_dir", str(video_root), "--do_train", "--max_steps", "4", "--dataloader_num_workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def one_process(video_root, tmp_path_factory) -> Path:
+    """The run of both launchers' tests in one process: the weights that two processes must reach."""
+    output_dir = tmp_path_factory.mktemp("one-process") / "one"
+    main(tiny_run(output_dir, *two_process_run(video_root)))
+    return output_dir
+
+
 class StepsRun(TrainerCallback):
     def __init__(self):
         self.steps = []
@@ -112,23 +126,19 @@ LAUNCHERS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
-def test_two_processes_train_as_one_with_the_same_global_batch(video_root, tmp_path, launcher):
-    # 12 videos, global batch 4: 4 steps cross an epoch boundary, with augmentation drawn in a DataLoader worker.
-    run = ["--data_dir", str(video_root), "--do_train", "--max_steps", "4", "--dataloader_num_workers", "1"]
-    main(tiny_run(tmp_path / "one", *run))
-    completed = subprocess.run(
+def test_two_processes_train_as_one_with_the_same_global_batch(video_root, tmp_path, launcher, request):
+    with started(
         [sys.executable, *LAUNCHERS[launcher], "examples/run_video_classification.py",
-         *tiny_run(tmp_path / "two", *run, "--per_device_train_batch_size", "2")],
+         *tiny_run(tmp_path / "two", *two_process_run(video_root), "--per_device_train_batch_size", "2")],
         cwd=REPOSITORY,
         env=subprocess_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    ) as launched:  # fmt: skip
+        one_process = request.getfixturevalue("one_process")  # the first test trains it while the launcher starts
+        _, stderr = launched.communicate(timeout=300)
+    assert launched.returncode == 0, stderr[-3000:]
     state = json.loads((tmp_path / "two" / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and state["train_batch_size"] == 2
-    assert max_weight_difference(tmp_path / "one", tmp_path / "two") < 1e-5
+    assert max_weight_difference(one_process, tmp_path / "two") < 1e-5
 
 
 @pytest.mark.slow
@@ -137,16 +147,14 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(video_root,
     model = ["--config_overrides", TINY_MODEL + ",hidden_dropout_prob=0.1,frame_dropout_prob=0.2"]
     run = ["--data_dir", str(video_root), "--do_train", "--max_steps", "6", "--dataloader_num_workers", "1"]
     run += ["--save_strategy", "steps", "--save_steps", "2", *model]
-    main(tiny_run(tmp_path / "uninterrupted", *run))
-    killed = subprocess.run(
+    with started(
         [sys.executable, "-c", KILLED_RUN_SCRIPT, *tiny_run(tmp_path / "killed", *run)],
         cwd=REPOSITORY,
         env=subprocess_env(tmp_path, KILL_AT_STEP="5"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    ) as killed:
+        main(tiny_run(tmp_path / "uninterrupted", *run))  # while the killed run starts
+        _, stderr = killed.communicate(timeout=300)
+    assert killed.returncode == -9, stderr[-3000:]
     assert sorted(path.name for path in (tmp_path / "killed").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert not (tmp_path / "killed" / "model.safetensors").exists()
 
