@@ -37,7 +37,7 @@ import statistics
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from time import perf_counter
@@ -47,7 +47,6 @@ if __package__ in (None, ""):  # run by path (`python benchmarks/x.py`): import 
 
 import av  # noqa: E402
 import torch  # noqa: E402
-from torchvision.transforms.v2 import functional as F  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from benchmarks.measure import forward_flops, machine_info  # noqa: E402
@@ -59,7 +58,7 @@ from modeling_xvit.training.augment import ClipAugmentation, DeviceAugmentationC
 from modeling_xvit.training.collator import VideoClassificationCollator  # noqa: E402
 from modeling_xvit.training.data import DataArguments  # noqa: E402
 from modeling_xvit.training.model import video_processor_for  # noqa: E402
-from modeling_xvit.training.prepare import PrepareArguments, prepare_source, prepare_video  # noqa: E402
+from modeling_xvit.training.prepare import PrepareArguments, prepare_source, prepare_video, rgb_frames  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CLASSES = ("a", "b", "c", "d")
@@ -181,24 +180,16 @@ def prepared_video_bytes(output: Path) -> list[bytes]:
     return videos
 
 
-def resized_frames(path: str, height: int, width: int) -> Iterator[torch.Tensor]:
-    """The video's frames at `height` x `width`, resized as `prepare_video` resizes them."""
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            pixels = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
-            yield F.resize(pixels, [height, width], antialias=False)
-
-
 def x264_default_bytes(path: str, height: int, width: int) -> int:
     """Size of the video's frames at the prepared size encoded with x264's defaults (preset medium, CRF 23): the
     videos users have, at the resolution of the prepared ones."""
     with tempfile.TemporaryDirectory() as folder, av.open(path) as source:
-        rate = source.streams.video[0].average_rate
+        source_stream = source.streams.video[0]
         output = Path(folder) / "video.mp4"
         with av.open(str(output), "w") as container:
-            stream = container.add_stream("libx264", rate=rate)
+            stream = container.add_stream("libx264", rate=source_stream.average_rate)
             stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
-            for pixels in resized_frames(path, height, width):
+            for pixels in rgb_frames(source, source_stream, (height, width)):
                 frame = av.VideoFrame.from_ndarray(pixels.permute(1, 2, 0).contiguous().numpy(), format="rgb24")
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())

@@ -103,14 +103,14 @@ def prepare_video(source: str | bytes, options: PrepareArguments) -> tuple[bytes
         # geometry whatever the prepared size; evaluation sees the frame, stretched by under a pixel).
         size = tuple(side + side % 2 for side in size or (height, width))
         metadata = {"height": height, "width": width, "prepared_height": size[0], "prepared_width": size[1]}
-        frames = _rgb_frames(container, stream, size if size != (height, width) else None)
+        frames = rgb_frames(container, stream, size if size != (height, width) else None)
         data, num_frames = _encode(frames, rate, size, metadata, options)
     if num_frames != num_packets:
         raise ValueError(f"{num_frames} of its {num_packets} frames could be decoded (corrupt or truncated file?)")
     return data, {"num_frames": num_frames, "fps": float(rate) if rate else None, **metadata}
 
 
-def _rgb_frames(container, stream, size: tuple[int, int] | None) -> Iterator[torch.Tensor]:
+def rgb_frames(container, stream, size: tuple[int, int] | None) -> Iterator[torch.Tensor]:
     """Decoded `(3, h, w)` uint8 frames, resized as the processor resizes (bilinear, no antialiasing)."""
     for frame in container.decode(stream):
         pixels = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
@@ -360,4 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["PrepareArguments", "load_index", "prepare_source", "prepare_splits", "prepare_video", "write_shard"]
+__all__ = [
+    "PrepareArguments",
+    "load_index",
+    "prepare_source",
+    "prepare_splits",
+    "prepare_video",
+    "rgb_frames",
+    "write_shard",
+]
