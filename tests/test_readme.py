@@ -3,7 +3,6 @@ run as written (with `.venv/bin/...` pointing at this interpreter's environment)
 
 import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import started
+from conftest import offline_environment, started
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -119,9 +118,7 @@ def clone(tmp_path) -> Path:
 
 
 def start(command: list[str], cwd: Path) -> contextlib.AbstractContextManager[subprocess.Popen]:
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment.update(HF_HOME=str(cwd / ".hf_home"), HF_HUB_OFFLINE="1")
-    return started(command, cwd=cwd, env=environment)
+    return started(command, cwd=cwd, env=offline_environment(cwd))
 
 
 def finish(process: subprocess.Popen, timeout: int) -> str:
