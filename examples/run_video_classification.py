@@ -107,7 +107,12 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback]
     metric = evaluate.load(str(TOP_K_ACCURACY_METRIC), keep_in_memory=True, cache_dir=model_args.cache_dir)
     mixing = clip_mixing(len(label_names), data_args.mixup_alpha, data_args.cutmix_alpha)
     if data_args.augment_on_device:  # issue 21: the workers decode and crop, the rest runs batched on the device
-        collator = DeviceAugmentationCollator(processor, seed=training_args.seed, mix=mixing is not None)
+        # On an accelerator, prepared videos' colour conversion and resize move there too; the CPU keeps them in the
+        # workers, the cores it has besides the model's.
+        convert_on_device = training_args.device.type != "cpu"
+        collator = DeviceAugmentationCollator(
+            processor, seed=training_args.seed, mix=mixing is not None, convert_on_device=convert_on_device
+        )
         clip_augmentation = ClipAugmentation(processor, mixing)
     else:
         collator = VideoClassificationCollator(processor, seed=training_args.seed, mixing=mixing)

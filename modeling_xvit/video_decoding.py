@@ -37,6 +37,8 @@ logger = logging.get_logger(__name__)
 # "auto" is PyAV: it gives the right frames on every container and codec tested, and is the faster of the two on every
 # video measured (README, preprocessing benchmark).
 DECODING_BACKENDS = ("auto", "pyav", "decord")
+# RGB frames as players show them, or the planes as stored (prepared training videos, converted on the accelerator).
+PIXEL_FORMATS = ("rgb", "yuv420p")
 # Frames are decoded and resized in chunks of at most this many bytes, so a 4K video never sits in memory whole.
 DECODE_CHUNK_BYTES = 64 * 2**20
 # URL downloads: the largest body accepted, the deadline for the whole download, and the longest wait for one read.
@@ -64,6 +66,7 @@ def read_video_frames(
     download_timeout: float = DOWNLOAD_TIMEOUT,
     allow_private_urls: bool = False,
     allow_truncated: bool = False,
+    pixel_format: str = "rgb",
 ) -> tuple[torch.Tensor, VideoMetadata]:
     """
     Decode only the frames that `sample_indices(metadata)` asks for, as a player shows them: rotated as the file's
@@ -86,24 +89,35 @@ def read_video_frames(
         download_timeout: URLs only: seconds the whole download may take.
         allow_private_urls: URLs only: allow loopback, private and link-local addresses (see `download`).
         allow_truncated: Sample from the frames a truncated file holds instead of refusing it.
+        pixel_format: `"rgb"`, or `"yuv420p"`: the frames as stored, without colour conversion (for the videos this
+            package prepares, see `training.prepare`; decoded with PyAV, not rotated), each `(h * 3 / 2, w)`: the Y
+            plane, then the U and V planes (`(h / 2, w / 2)` each) as FFmpeg packs them.
 
     Returns:
-        `(frames, metadata)`: `(len(indices), 3, h, w)` frames in index order, and the video's metadata with
-        `frames_indices` set (`video_backend` names the decoder that was used).
+        `(frames, metadata)`: `(len(indices), 3, h, w)` frames (`(len(indices), h * 3 / 2, w)` in YUV) in index
+        order, and the video's metadata with `frames_indices` set (`video_backend` names the decoder that was used).
     """
     backend = backend or "auto"
     if backend not in DECODING_BACKENDS:
         raise ValueError(f"`decoding_backend` must be one of {DECODING_BACKENDS}, got {backend!r}.")
+    if pixel_format not in PIXEL_FORMATS:
+        raise ValueError(f"`pixel_format` must be one of {PIXEL_FORMATS}, got {pixel_format!r}.")
     name = video_name(video)
     with open_video_source(video, name, max_download_bytes, download_timeout, allow_private_urls) as source:
         try:
-            used_backend = _backend_for(source, backend)
+            used_backend = _backend_for(source, backend) if pixel_format == "rgb" else "pyav"
         except ImportError:
             raise
         except Exception as error:  # each decoder has its own exception types for unreadable data
             raise ValueError(f"Could not open video {name} with {backend}: {error}") from error
         decode = functools.partial(
-            _read, source, name, sample_indices, frame_transform, allow_truncated=allow_truncated
+            _read,
+            source,
+            name,
+            sample_indices,
+            frame_transform,
+            allow_truncated=allow_truncated,
+            pixel_format=pixel_format,
         )
         try:
             return decode(used_backend)
@@ -124,10 +138,18 @@ class _DecoderFailure(ValueError):
 
 
 def _read(
-    source, name: str, sample_indices: Callable, frame_transform: Callable | None, backend: str, allow_truncated: bool
+    source,
+    name: str,
+    sample_indices: Callable,
+    frame_transform: Callable | None,
+    backend: str,
+    allow_truncated: bool,
+    pixel_format: str,
 ) -> tuple[torch.Tensor, VideoMetadata]:
     try:
         reader = _READERS[backend](source, name)
+        if pixel_format == "yuv420p":
+            reader.pixel_format = pixel_format
     except ImportError:
         raise
     except Exception as error:  # each decoder has its own exception types for unreadable data
@@ -180,8 +202,11 @@ def _decode_sampled_frames(
     decoded = {}
     try:
         for chunk_indices, chunk in reader.decode(sorted(set(indices))):
-            frames = torch.from_numpy(chunk).permute(0, 3, 1, 2)
-            frames = transform(blend_on_white(frames) if frames.shape[1] == 4 else frames)
+            frames = torch.from_numpy(chunk)
+            if frames.ndim == 4:  # RGB(A) `(n, h, w, channels)`, not packed YUV planes `(n, h * 3 / 2, w)`
+                frames = frames.permute(0, 3, 1, 2)
+                frames = blend_on_white(frames) if frames.shape[1] == 4 else frames
+            frames = transform(frames)
             del chunk  # let the full-size frames go before the next chunk is decoded
             decoded.update(zip(chunk_indices, frames, strict=True))
     except Exception as error:
@@ -343,6 +368,8 @@ class _PyAVReader:
         """The frame as players show it: turned by the display matrix's rotation (counter-clockwise degrees)."""
         pixels = frame.to_ndarray(format=self.pixel_format)
         turns = round(getattr(frame, "rotation", 0) / 90) % 4  # PyAV < 13 does not report the rotation
+        if turns and self.pixel_format == "yuv420p":
+            raise ValueError("its frames are rotated; YUV frames are read only from unrotated (prepared) videos")
         if turns:
             pixels = np.rot90(pixels, turns)
             self.height, self.width = pixels.shape[:2]
@@ -661,6 +688,7 @@ def video_name(video) -> str:
 
 __all__ = [
     "DECODING_BACKENDS",
+    "PIXEL_FORMATS",
     "blend_on_white",
     "check_video_file",
     "download",

@@ -66,6 +66,65 @@ def test_prepared_videos_take_the_same_operations(processor, videos):
     assert difference.mean() < 6  # re-encoding of tiny, sharp-edged clips
 
 
+@pytest.fixture
+def prepared(videos) -> list[bytes]:
+    return [prepare_video(video, PrepareArguments(output_dir="unused", short_side=34))[0] for video in videos]
+
+
+def levels(pixels: torch.Tensor) -> torch.Tensor:
+    """Normalised pixels (mean and std 0.5) back in 8-bit levels."""
+    return pixels * 127.5
+
+
+@pytest.mark.parametrize("processing", [{}, {"sampling": "dense", "sampling_rate": 2, "num_temporal_views": 2}])
+def test_prepared_videos_converted_on_the_device_take_the_same_draws_and_nearly_the_same_pixels(
+    processor, prepared, processing
+):
+    """YUV planes finished on the device (`convert_on_device`) against the workers' crops: the same flips and
+    operations; without RandAugment (whose thresholds turn a level into many), pixels at most a level or two apart
+    (measured: mean 0.5, 99th percentile 1-2 levels; the largest gaps, up to 31 levels, lie on saturated colour edges
+    of these tiny synthetic clips, which the workers clip to 8 bits before resizing)."""
+    differences = []
+    for epoch in range(3):
+        in_workers = DeviceAugmentationCollator(processor, seed=3)
+        on_device = DeviceAugmentationCollator(processor, seed=3, convert_on_device=True)
+        in_workers.set_epoch(epoch)
+        on_device.set_epoch(epoch)
+        for rand_augment in (True, False):
+            options = {"do_augment": True, "do_rand_augment": rand_augment, **processing}
+            expected, batch = in_workers(rows(prepared, options)), on_device(rows(prepared, options))
+            planes = batch["augmentation"]["planes"]
+            assert "pixel_values" not in batch and planes["luma"].dtype == torch.uint8
+            assert len(planes["luma"]) == len(expected["pixel_values"]) == len(batch["augmentation"]["flips"])
+            assert batch["augmentation"]["rand_augment"] == expected["augmentation"]["rand_augment"]
+            assert torch.equal(batch["augmentation"]["flips"], expected["augmentation"]["flips"])
+            finished = ClipAugmentation(processor)(batch)
+            assert finished["pixel_values"].shape == expected["pixel_values"].shape
+            if not rand_augment:
+                reference = ClipAugmentation(processor)(expected)["pixel_values"]
+                differences.append(levels(finished["pixel_values"] - reference).abs().flatten())
+    difference = torch.cat(differences)
+    assert difference.mean() < 1
+    assert difference.quantile(0.99) <= 2 + 1e-4
+
+
+def test_a_batch_that_mixes_prepared_and_other_videos_is_converted_in_the_worker(
+    processor, videos, prepared, tmp_path
+):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    options = {"do_augment": True, "do_rand_augment": False}
+    collator = DeviceAugmentationCollator(processor, seed=2, convert_on_device=True)
+    mixed = collator(rows([videos[0], str(broken), prepared[2]], options))
+    assert "planes" not in mixed["augmentation"] and mixed["pixel_values"].dtype == torch.uint8
+    assert len(mixed["bad_videos"]) == 1 and mixed["pixel_values"].shape == (2, 4, 3, 24, 24)
+    expected = DeviceAugmentationCollator(processor, seed=2)(rows([videos[0], str(broken), prepared[2]], options))
+    assert torch.equal(mixed["pixel_values"][0], expected["pixel_values"][0])  # the source video: the same crops
+    assert (mixed["pixel_values"][1].float() - expected["pixel_values"][1].float()).abs().mean() < 1
+    only_prepared = collator(rows([prepared[0], str(broken), prepared[1]], options))
+    assert len(only_prepared["augmentation"]["planes"]["luma"]) == 2 and len(only_prepared["bad_videos"]) == 1
+
+
 def test_draws_match_torchvision_rand_augment_operation_by_operation():
     clip = torch.randint(0, 256, (4, 3, 20, 28), dtype=torch.uint8)
     transform = v2.RandAugment(num_ops=2, magnitude=12)

@@ -66,7 +66,7 @@ def test_report_gives_the_prepared_shards_figures():
     assert "s per hour of video | 1234 |" in report
     assert "key frame every 32 frames, 7 B-frames between references" in report
     assert "ms per step (batch 2) | 12.3 (4.1% of the model step) |" in report
-    assert "XViT-B/16 size on this CPU, ms per clip | 56.7 |" in report
+    assert "(colour conversion and resize too), on this CPU, ms per clip | 56.7 |" in report
 
 
 def test_report_gives_the_real_videos_sizes_and_speed_up():

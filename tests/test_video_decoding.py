@@ -103,6 +103,26 @@ def test_unknown_backend_is_named(tmp_path):
         read(path, [0], "torchcodec")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_yuv_frames_are_the_stored_planes(tmp_path, backend):
+    path = write_video(str(tmp_path / "h264.mp4"), "libx264")
+    indices = [40, 3, 3, 17]
+    planes, metadata = read(path, indices, backend, pixel_format="yuv420p")
+    with av.open(path) as container:
+        stored = [frame.to_ndarray() for frame in container.decode(video=0)]
+    assert planes.shape == (4, 96 * 3 // 2, 128) and planes.dtype == torch.uint8
+    assert all(np.array_equal(planes[row].numpy(), stored[index]) for row, index in enumerate(indices))
+    assert metadata.video_backend == "pyav"  # YUV frames come from PyAV whatever the backend asked for
+    with pytest.raises(ValueError, match=r"^`pixel_format` must be one of \('rgb', 'yuv420p'\), got 'nv12'"):
+        read(path, [0], backend, pixel_format="nv12")
+
+
+def test_yuv_frames_of_a_rotated_video_are_refused(tmp_path):
+    path = write_frames(str(tmp_path / "rotated.mp4"), np.zeros((4, 48, 64, 3), np.uint8), rotation=90)
+    with pytest.raises(ValueError, match=r"rotated\.mp4.*its frames are rotated; YUV frames are read only from"):
+        read(path, [0], pixel_format="yuv420p")
+
+
 # Frame count: the packet index, not the header.
 
 

@@ -8,8 +8,11 @@ from transformers import TrainingArguments
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from modeling_xvit import XViTForVideoClassification, XViTVideoProcessor
+from modeling_xvit.training.augment import ClipAugmentation, DeviceAugmentationCollator
 from modeling_xvit.training.collator import VideoClassificationCollator
+from modeling_xvit.training.prepare import PrepareArguments, prepare_video
 from modeling_xvit.training.trainer import TooManyBadVideosError, VideoClassificationTrainer, video_classification_loss
+from tests.training_videos import write_clip
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +128,34 @@ def test_a_stream_split_by_node_is_not_split_again_by_accelerate():
 
     assert [item for batch in prepared() for item in batch] == [0, 1, 4, 5]  # accelerate keeps every 2nd batch
     assert [item for batch in pass_whole_stream(prepared()) for item in batch] == list(range(8))
+
+
+def test_yuv_planes_are_finished_on_the_device_and_counted_as_the_crops_they_become(tiny_config, tmp_path):
+    """A `convert_on_device` batch of prepared videos trains as the workers' crops do (its pixels a level or so apart),
+    and the Trainer's FLOP count sees the crops, not the planes."""
+    processor = XViTVideoProcessor(num_frames=4, crop_size={"height": 32, "width": 32}, scale_jitter=[36, 44])
+    arguments = TrainingArguments(output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[])
+    videos = [write_clip(tmp_path / f"{index}.mp4", index % 3, index, width=56, height=48) for index in range(3)]
+    prepared = [prepare_video(str(video), PrepareArguments(output_dir="unused", short_side=44))[0] for video in videos]
+    rows = [
+        {"video": video, "label": index, "sample_key": index, "processing": {"do_augment": True}}
+        for index, video in enumerate(prepared)
+    ]
+    losses = []
+    for convert_on_device in (False, True):
+        torch.manual_seed(0)
+        collator = DeviceAugmentationCollator(processor, seed=1, convert_on_device=convert_on_device)
+        trainer = VideoClassificationTrainer(
+            model=XViTForVideoClassification(tiny_config(num_labels=3)),
+            args=arguments,
+            processing_class=processor,
+            data_collator=collator,
+            clip_augmentation=ClipAugmentation(processor),
+        )
+        trainer.current_gradient_accumulation_steps = 1  # set by `train`'s loop
+        batch = collator(rows)
+        assert ("planes" in batch["augmentation"]) == convert_on_device
+        parameters = trainer.model.num_parameters(exclude_embeddings=True)
+        assert trainer.floating_point_ops(batch) == 6 * 3 * 4 * 3 * 32 * 32 * parameters
+        losses.append(trainer.training_step(trainer.model, batch).item())
+    assert losses[1] == pytest.approx(losses[0], abs=1e-3)

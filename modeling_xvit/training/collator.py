@@ -92,7 +92,7 @@ class VideoClassificationCollator:
         processing = items[0]["processing"]
         batch = {
             "labels": torch.tensor(labels, dtype=torch.long),
-            "pixel_values": torch.cat(clips) if clips else torch.empty(0),
+            **self.collate_clips(clips),
             "sample_index": torch.tensor(keys, dtype=torch.long),
             "num_views": processing.get("num_temporal_views", 1) * processing.get("num_spatial_crops", 1),
             "num_videos": len(items),
@@ -103,3 +103,7 @@ class VideoClassificationCollator:
                 mixed, batch["labels"] = self.mixing(tv_tensors.Video(batch["pixel_values"]), batch["labels"])
             batch["pixel_values"] = mixed.as_subclass(torch.Tensor)
         return batch
+
+    def collate_clips(self, clips: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch's pixels from the readable videos' clips `(views, frames, 3, height, width)`."""
+        return {"pixel_values": torch.cat(clips) if clips else torch.empty(0)}

@@ -7,6 +7,10 @@ A prepared video holds the source's frames at a smaller size. Its training clips
 from the source (same random draws in the same order: the scale, the frame indices, the crop), and its frames are
 resized to the size the source's frames would be resized to, read from the video's tag; so a clip samples the same
 frame indices, and its pixels differ from the source's only by the re-encoding (and the second bilinear resize).
+
+For an accelerator, a clip can also be handed over before colour conversion and resize (`training_planes`): the
+decoded YUV planes of the region its crops read, and the bilinear taps of the resize; `planes_to_crops` makes the
+crops on the device, within a level or so of `training_crops`' (FFmpeg's scaler rounds to 8 bits before the resize).
 """
 
 import json
@@ -79,44 +83,179 @@ def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
     if sizes is None:
         no_pixel_augmentation = dict(do_flip=False, do_rand_augment=False, do_rescale=False, do_normalize=False)
         return processor(video, return_tensors="pt", **{**processing, **no_pixel_augmentation}).pixel_values
-
-    def option(name: str):
-        return processing.get(name, getattr(processor, name))
-
-    height, width = short_side_size(sizes["height"], sizes["width"], random.randint(*option("scale_jitter")))
-    crop = SizeDict(**dict(option("crop_size")))
-    num_views = option("num_temporal_views")
-
-    boxes = []  # each view's crop (top, left), drawn right after the frame indices as the processor draws them
-
-    def sample_indices(metadata) -> list[int]:
-        indices = processor.sample_frames(
-            metadata,
-            num_frames=option("num_frames"),
-            sampling=option("sampling"),
-            num_temporal_views=num_views,
-            do_augment=True,
-            sampling_rate=option("sampling_rate"),
-            target_fps=option("target_fps"),
-        )
-        boxes.extend(random_crop_box(height, width, crop.height, crop.width) for _ in range(num_views))
-        return indices
+    clip = _PreparedClip(processor, sizes, processing)
 
     def resize_and_crop(frames: torch.Tensor) -> torch.Tensor:
         """Resized as the source's frames would be, then cut to the box that holds every view's crop, so that full
         frames are never stacked."""
-        size = SizeDict(height=height, width=width)
-        frames = processor.resize(frames, size, resample=option("resample"), antialias=option("antialias"))
-        (top, left), (bottom, right) = map(min, zip(*boxes, strict=True)), map(max, zip(*boxes, strict=True))
-        return frames[..., top : bottom + crop.height, left : right + crop.width]
+        size = SizeDict(height=clip.height, width=clip.width)
+        frames = processor.resize(frames, size, resample=clip.option("resample"), antialias=clip.option("antialias"))
+        (top, bottom), (left, right) = clip.union_box()
+        return frames[..., top:bottom, left:right]
 
-    frames, _ = read_video_frames(video, sample_indices, option("decoding_backend"), resize_and_crop)
-    top, left = map(min, zip(*boxes, strict=True))
+    frames, _ = read_video_frames(video, clip.sample_indices, clip.option("decoding_backend"), resize_and_crop)
+    (top, _), (left, _) = clip.union_box()
+    crop = clip.crop
     crops = [
-        clip[..., box_top - top : box_top - top + crop.height, box_left - left : box_left - left + crop.width]
-        for clip, (box_top, box_left) in zip(frames.reshape(num_views, -1, *frames.shape[1:]), boxes, strict=True)
+        views[..., box_top - top : box_top - top + crop.height, box_left - left : box_left - left + crop.width]
+        for views, (box_top, box_left) in zip(frames.unflatten(0, (clip.num_views, -1)), clip.boxes, strict=True)
     ]
     return torch.stack(crops)
+
+
+def training_planes(processor, video: str | bytes, **processing) -> dict[str, torch.Tensor] | None:
+    """
+    A prepared video's training clip as `training_crops` draws it, before colour conversion and resize, for
+    `planes_to_crops` to finish on the accelerator (None for any other video): the YUV 4:2:0 planes of the region
+    of the prepared frames that the views' crops read, and, per view, the bilinear taps of the resize into it.
+
+    Returns: `luma` `(views, frames, h, w)` and `chroma` `(views, frames, 2, h / 2, w / 2)` uint8 (U, V);
+    `rows` `(views, 2, H)` and `columns` `(views, 2, W)` int64: the two region rows (columns) that each row (column)
+    of a crop is interpolated between; `row_weights` `(views, H)` and `column_weights` `(views, W)` float32: the
+    second one's weight.
+    """
+    sizes = prepared_sizes(video)
+    if sizes is None:
+        return None
+    clip = _PreparedClip(processor, sizes, processing)
+    region = []  # (top, bottom, left, right) of the prepared frames' region, even so that chroma samples align
+
+    def crop_region(frames: torch.Tensor) -> torch.Tensor:
+        """Packed `(n, h * 3 / 2, w)` YUV frames cut to the region, repacked as `(n, h' * 3 / 2, w')`."""
+        if not region:
+            region.extend(clip.prepared_region())
+        top, bottom, left, right = region
+        height, width = frames.shape[-2] * 2 // 3, frames.shape[-1]
+        chroma = frames[:, height:].reshape(len(frames), 2, height // 2, width // 2)
+        chroma = chroma[..., top // 2 : bottom // 2, left // 2 : right // 2]
+        chroma = chroma.reshape(len(frames), (bottom - top) // 2, right - left)  # U then V, as FFmpeg packs them
+        return torch.cat([frames[:, top:bottom, left:right], chroma], dim=1)
+
+    frames, _ = read_video_frames(video, clip.sample_indices, pixel_format="yuv420p", frame_transform=crop_region)
+    top, bottom, left, right = region
+    height, width = bottom - top, right - left
+    frames = frames.unflatten(0, (clip.num_views, -1))
+    rows, row_weights, columns, column_weights = clip.taps(top, left)
+    return {
+        "luma": frames[..., :height, :],
+        "chroma": frames[..., height:, :].reshape(*frames.shape[:2], 2, height // 2, width // 2),
+        "rows": rows,
+        "row_weights": row_weights,
+        "columns": columns,
+        "column_weights": column_weights,
+    }
+
+
+class _PreparedClip:
+    """The random draws of a prepared video's training clip, in the processor's order: the scale (the source's frame
+    size it gives), the frame indices, then each view's crop box (drawn as the indices are, by `sample_indices`)."""
+
+    def __init__(self, processor, sizes: dict[str, int], processing: dict[str, Any]):
+        self.processor, self.processing, self.sizes = processor, processing, sizes
+        scale = random.randint(*self.option("scale_jitter"))
+        self.height, self.width = short_side_size(sizes["height"], sizes["width"], scale)
+        self.crop = SizeDict(**dict(self.option("crop_size")))
+        self.num_views = self.option("num_temporal_views")
+        self.boxes: list[tuple[int, int]] = []  # each view's crop (top, left)
+
+    def option(self, name: str):
+        return self.processing.get(name, getattr(self.processor, name))
+
+    def sample_indices(self, metadata) -> list[int]:
+        indices = self.processor.sample_frames(
+            metadata,
+            num_frames=self.option("num_frames"),
+            sampling=self.option("sampling"),
+            num_temporal_views=self.num_views,
+            do_augment=True,
+            sampling_rate=self.option("sampling_rate"),
+            target_fps=self.option("target_fps"),
+        )
+        crop = self.crop
+        self.boxes.extend(
+            random_crop_box(self.height, self.width, crop.height, crop.width) for _ in range(self.num_views)
+        )
+        return indices
+
+    def union_box(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(top, bottom), (left, right) of the box that holds every view's crop, in the resized frame."""
+        tops, lefts = zip(*self.boxes, strict=True)
+        return (min(tops), max(tops) + self.crop.height), (min(lefts), max(lefts) + self.crop.width)
+
+    def taps(self, top: int, left: int) -> tuple[torch.Tensor, ...]:
+        """Each view's row and column taps (see `training_planes`) into a region of the prepared frames whose corner
+        is (`top`, `left`)."""
+        tops, lefts = zip(*self.boxes, strict=True)
+        rows = [_bilinear_taps(box, self.crop.height, self.sizes["prepared_height"], self.height, top) for box in tops]
+        columns = [
+            _bilinear_taps(box, self.crop.width, self.sizes["prepared_width"], self.width, left) for box in lefts
+        ]
+        (rows, row_weights), (columns, column_weights) = (
+            map(torch.stack, zip(*taps, strict=True)) for taps in (rows, columns)
+        )
+        return rows, row_weights, columns, column_weights
+
+    def prepared_region(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) of the prepared frames that the views' crops read, on even rows and columns."""
+        rows, _, columns, _ = self.taps(0, 0)
+        top, left = int(rows.min()) // 2 * 2, int(columns.min()) // 2 * 2
+        bottom, right = (int(taps.max()) // 2 * 2 + 2 for taps in (rows, columns))
+        return top, bottom, left, right
+
+
+def _bilinear_taps(start: int, length: int, in_size: int, out_size: int, offset: int) -> tuple[torch.Tensor, ...]:
+    """The input samples and weights of output pixels `start` to `start + length` of torch's bilinear resize (without
+    antialiasing, `align_corners=False`) of `in_size` pixels to `out_size`: the two samples' indices minus `offset`
+    `(2, length)` and the second's weight `(length,)`."""
+    position = ((torch.arange(start, start + length, dtype=torch.float64) + 0.5) * (in_size / out_size) - 0.5).clamp(0)
+    first = position.floor()
+    second = torch.where(first < in_size - 1, first + 1, first)
+    return torch.stack([first, second]).long() - offset, (position - first).float()
+
+
+# ITU-R BT.601 limited range, what FFmpeg's scaler assumes for the prepared videos (written from RGB, untagged). Its
+# fast YUV-to-RGB conversion truncates: measured on random planes, its R, G and B lie 1.0, 1.5 and 1.0 levels below the
+# exact conversion on average; with these offsets subtracted, 71% of values agree and the rest are 1 level apart.
+_YUV_TO_RGB = torch.tensor([[1.164383, 0.0, 1.596027], [1.164383, -0.391762, -0.812968], [1.164383, 2.017232, 0.0]])
+_YUV_OFFSETS = torch.tensor([16.0, 128.0, 128.0])
+_SCALER_OFFSETS = torch.tensor([1.0, 1.5, 1.0])
+
+
+def planes_to_crops(
+    luma: torch.Tensor,
+    chroma: torch.Tensor,
+    rows: torch.Tensor,
+    row_weights: torch.Tensor,
+    columns: torch.Tensor,
+    column_weights: torch.Tensor,
+) -> torch.Tensor:
+    """
+    `training_planes`' clips (stacked on a first dimension, regions padded to one size) to uint8 RGB crops
+    `(clips, frames, 3, H, W)` on their device: each plane interpolated at the crop's taps (chroma at half the
+    indices: each U, V sample stands for 2 x 2 pixels, as FFmpeg's scaler upsamples it), then converted to RGB. On
+    real videos the crops are within a level of `training_crops`' (mean 0.4, 99th percentile 1; more only on a few
+    saturated colours, which `training_crops` clips to 8 bits before it resizes; see the tests).
+    """
+    planes = [luma.unsqueeze(2).float(), chroma.float()]  # (clips, frames, channels, h, w)
+    for plane_index, plane in enumerate(planes):
+        taps = (rows, columns) if plane_index == 0 else (rows // 2, columns // 2)
+        plane = _interpolate(plane, taps[0], row_weights, dim=-2)
+        planes[plane_index] = _interpolate(plane, taps[1], column_weights, dim=-1)
+    yuv = torch.cat(planes, dim=2) - _YUV_OFFSETS.to(luma.device).view(3, 1, 1)
+    rgb = torch.einsum("cy,nfyhw->nfchw", _YUV_TO_RGB.to(luma.device), yuv)
+    rgb -= _SCALER_OFFSETS.to(luma.device).view(3, 1, 1)
+    return rgb.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _interpolate(plane: torch.Tensor, taps: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
+    """`plane` `(clips, frames, channels, h, w)` linearly interpolated along `dim` between each clip's two taps
+    `(clips, 2, n)`, the second weighted by `weights` `(clips, n)`."""
+    shape = [len(plane), 1, 1, 1, 1]
+    shape[dim] = taps.shape[-1]
+    expanded = list(plane.shape)
+    expanded[dim] = taps.shape[-1]
+    first, second = (plane.gather(dim, taps[:, tap].view(shape).expand(expanded)) for tap in (0, 1))
+    return first.lerp_(second, weights.view(shape))
 
 
 def metadata_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -125,4 +264,11 @@ def metadata_of(row: dict[str, Any]) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str | bytes) else dict(value)
 
 
-__all__ = ["load_prepared_splits", "metadata_of", "prepared_sizes", "training_crops"]
+__all__ = [
+    "load_prepared_splits",
+    "metadata_of",
+    "planes_to_crops",
+    "prepared_sizes",
+    "training_crops",
+    "training_planes",
+]

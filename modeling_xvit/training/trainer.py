@@ -102,6 +102,15 @@ class VideoClassificationTrainer(Trainer):
                 num_items_in_batch = num_items_in_batch * inputs["labels"].shape[-1]
         return super().training_step(model, inputs, num_items_in_batch)
 
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """The Trainer's estimate (6 x pixels x parameters); a batch of YUV planes counts the crops they become."""
+        planes = inputs.get("augmentation", {}).get("planes")
+        if planes is None:
+            return super().floating_point_ops(inputs)
+        clips, frames = planes["luma"].shape[:2]
+        pixels = clips * frames * 3 * planes["rows"].shape[-1] * planes["columns"].shape[-1]
+        return 6 * pixels * self.model.num_parameters(exclude_embeddings=True)
+
     def _zero_gradient_step(self, model) -> torch.Tensor:
         """Forward and backward on a blank clip with zero weight: every process takes part in the gradient exchange."""
         config = self.accelerator.unwrap_model(model).config
