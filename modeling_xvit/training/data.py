@@ -118,7 +118,8 @@ class DataArguments:
         default=False,
         metadata={
             "help": "DataLoader workers only decode and crop; flips, RandAugment, normalisation and mixing run "
-            "batched on the training device, with the same random draws as in the workers."
+            "batched on the training device, with the same random draws as in the workers. On an accelerator, "
+            "prepared videos' colour conversion and resize run there too: the workers only decode them."
         },
     )
 
