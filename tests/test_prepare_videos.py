@@ -16,6 +16,7 @@ from av.video.frame import PictureType
 from training_videos import write_clip, write_video_folder
 
 from modeling_xvit import XViTVideoProcessor
+from modeling_xvit.training.augment import DeviceAugmentationCollator
 from modeling_xvit.training.collator import seeded
 from modeling_xvit.training.data import DataArguments
 from modeling_xvit.training.prepare import PrepareArguments, load_index, prepare_source, prepare_video
@@ -70,6 +71,29 @@ def test_prepared_video_keeps_every_frame_the_frame_rate_and_the_source_size(rea
     }
     assert prepared_sizes(data) == {"height": 720, "width": 1280, "prepared_height": 160, "prepared_width": 284}
     assert prepared_sizes(real_videos["bigbuckbunny"]) is None
+
+
+def test_a_damaged_or_lying_prepared_tag_is_an_error_naming_the_video(tmp_path):
+    """A tag's sizes drive the crops' arithmetic: malformed, contradicted by the frames, or too large, the video is
+    refused with a ValueError (a bad video to the training script), never a crash or an allocation of its choosing."""
+    source = write_clip(tmp_path / "clip.mp4", 0, 0, width=48, height=40)
+    data, _ = prepare_video(str(source), PrepareArguments(output_dir="unused", short_side=34))
+    assert prepared_sizes(data) == {"height": 40, "width": 48, "prepared_height": 34, "prepared_width": 40}
+    processor = XViTVideoProcessor(num_frames=4, crop_size={"height": 24, "width": 24}, scale_jitter=[26, 34])
+    damaged = data.replace(b'"width": 48', b'"width": -8')
+    with pytest.raises(ValueError, match=r"^Video <\d+ bytes> has a damaged prepared-video tag: expected positive"):
+        prepared_sizes(damaged)
+    lying = data.replace(b'"prepared_height": 34', b'"prepared_height": 36')
+    for make in (training_crops, training_planes):
+        with pytest.raises(ValueError, match=r"its frames are 34x40, but its prepared-video tag says 36x40"):
+            make(processor, lying, do_augment=True)
+    too_large = data.replace(b'"width": 48', b'"width": 4800000000')
+    with pytest.raises(ValueError, match=r"its prepared-video tag\) would need .* GiB of pixels"):
+        training_planes(processor, too_large, do_augment=True)
+    collator = DeviceAugmentationCollator(processor, convert_on_device=True)
+    batch = collator([{"video": video, "label": 0, "sample_key": key, "processing": {"do_augment": True}}
+                      for key, video in enumerate([damaged, lying, data])])  # fmt: skip
+    assert len(batch["bad_videos"]) == 2 and len(batch["augmentation"]["planes"]["luma"]) == 1
 
 
 def picture_types(data: bytes, skip_frame: str = "DEFAULT") -> list[str]:

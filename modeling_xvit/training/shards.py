@@ -24,8 +24,9 @@ import torch
 from transformers.image_utils import SizeDict
 
 from modeling_xvit.clip_sampling import random_crop_box, short_side_size
+from modeling_xvit.processing_defaults import check_pixel_budget
 from modeling_xvit.training.prepare import PREPARED_TAG, load_index
-from modeling_xvit.video_decoding import read_video_frames
+from modeling_xvit.video_decoding import read_video_frames, video_name
 
 # Columns of a prepared shard read by `datasets`' webdataset builder: the video and the class index.
 VIDEO_COLUMN, LABEL_COLUMN, METADATA_COLUMN = "mp4", "cls", "json"
@@ -63,14 +64,35 @@ def prepared_sizes(video: str | bytes) -> dict[str, int] | None:
         start = video.rfind(PREPARED_TAG.encode())
         if start < 0:
             return None
-        end = video.find(b"}", start)
-        return json.loads(video[start + len(PREPARED_TAG) : end + 1])
+        tag = video[start + len(PREPARED_TAG) : video.find(b"}", start) + 1]
+    else:
+        try:
+            with av.open(video) as container:
+                comment = container.metadata.get("comment", "")
+        except (av.FFmpegError, OSError):
+            return None  # not ours to judge: the decoder reports unreadable videos with their reason
+        if not comment.startswith(PREPARED_TAG):
+            return None
+        tag = comment.removeprefix(PREPARED_TAG)
+    return _checked_sizes(tag, video)
+
+
+SIZES = ("height", "width", "prepared_height", "prepared_width")
+
+
+def _checked_sizes(tag: str | bytes, video: str | bytes) -> dict[str, int]:
+    """The sizes of a prepared video's tag, refused (ValueError, naming the video) unless they are positive integers:
+    a damaged or hostile file's tag must not reach the arithmetic of the crops."""
     try:
-        with av.open(video) as container:
-            comment = container.metadata.get("comment", "")
-    except (av.FFmpegError, OSError):
-        return None  # not ours to judge: the decoder reports unreadable videos with their reason
-    return json.loads(comment.removeprefix(PREPARED_TAG)) if comment.startswith(PREPARED_TAG) else None
+        sizes = json.loads(tag)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        sizes = None
+    if not isinstance(sizes, dict) or not all(type(sizes.get(key)) is int and sizes[key] > 0 for key in SIZES):
+        raise ValueError(
+            f"Video {video_name(video)} has a damaged prepared-video tag: expected positive integers {SIZES}, got "
+            f"{tag[:200]!r}."
+        )
+    return {key: sizes[key] for key in SIZES}
 
 
 def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
@@ -83,11 +105,12 @@ def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
     if sizes is None:
         no_pixel_augmentation = dict(do_flip=False, do_rand_augment=False, do_rescale=False, do_normalize=False)
         return processor(video, return_tensors="pt", **{**processing, **no_pixel_augmentation}).pixel_values
-    clip = _PreparedClip(processor, sizes, processing)
+    clip = _PreparedClip(processor, video, sizes, processing)
 
     def resize_and_crop(frames: torch.Tensor) -> torch.Tensor:
         """Resized as the source's frames would be, then cut to the box that holds every view's crop, so that full
         frames are never stacked."""
+        clip.check_frame_size(*frames.shape[-2:])
         size = SizeDict(height=clip.height, width=clip.width)
         frames = processor.resize(frames, size, resample=clip.option("resample"), antialias=clip.option("antialias"))
         (top, bottom), (left, right) = clip.union_box()
@@ -117,7 +140,7 @@ def training_planes(processor, video: str | bytes, **processing) -> dict[str, to
     sizes = prepared_sizes(video)
     if sizes is None:
         return None
-    clip = _PreparedClip(processor, sizes, processing)
+    clip = _PreparedClip(processor, video, sizes, processing)
     region = []  # (top, bottom, left, right) of the prepared frames' region, even so that chroma samples align
 
     def crop_region(frames: torch.Tensor) -> torch.Tensor:
@@ -126,6 +149,7 @@ def training_planes(processor, video: str | bytes, **processing) -> dict[str, to
             region.extend(clip.prepared_region())
         top, bottom, left, right = region
         height, width = frames.shape[-2] * 2 // 3, frames.shape[-1]
+        clip.check_frame_size(height, width)
         chroma = frames[:, height:].reshape(len(frames), 2, height // 2, width // 2)
         chroma = chroma[..., top // 2 : bottom // 2, left // 2 : right // 2]
         chroma = chroma.reshape(len(frames), (bottom - top) // 2, right - left)  # U then V, as FFmpeg packs them
@@ -150,13 +174,24 @@ class _PreparedClip:
     """The random draws of a prepared video's training clip, in the processor's order: the scale (the source's frame
     size it gives), the frame indices, then each view's crop box (drawn as the indices are, by `sample_indices`)."""
 
-    def __init__(self, processor, sizes: dict[str, int], processing: dict[str, Any]):
-        self.processor, self.processing, self.sizes = processor, processing, sizes
+    def __init__(self, processor, video: str | bytes, sizes: dict[str, int], processing: dict[str, Any]):
+        self.processor, self.processing, self.sizes, self.name = processor, processing, sizes, video_name(video)
         scale = random.randint(*self.option("scale_jitter"))
         self.height, self.width = short_side_size(sizes["height"], sizes["width"], scale)
         self.crop = SizeDict(**dict(self.option("crop_size")))
         self.num_views = self.option("num_temporal_views")
         self.boxes: list[tuple[int, int]] = []  # each view's crop (top, left)
+        # The source's size comes from the tag: its resized frames must fit the processor's budget.
+        num_frames = self.option("num_frames") * self.num_views
+        check_pixel_budget(num_frames, 3 * self.height * self.width, f"Video {self.name} (its prepared-video tag)")
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        """Refuse frames whose size is not the one the video's tag gives (a damaged or hostile file)."""
+        expected = (self.sizes["prepared_height"], self.sizes["prepared_width"])
+        if (height, width) != expected:
+            raise ValueError(  # raised while decoding: the decoder's error names the video
+                f"its frames are {height}x{width}, but its prepared-video tag says {expected[0]}x{expected[1]}"
+            )
 
     def option(self, name: str):
         return self.processing.get(name, getattr(self.processor, name))
