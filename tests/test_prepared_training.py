@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from examples import run_video_classification
 from examples.run_video_classification import main
+from modeling_xvit.training.augment import DeviceAugmentationCollator
 from modeling_xvit.training.data import DataArguments
 from modeling_xvit.training.prepare import PrepareArguments, prepare_source
 from tests.training_videos import tiny_run, write_video_folder
@@ -66,3 +68,25 @@ def test_two_processes_stream_prepared_shards_with_augmentation_on_device(prepar
     assert completed.returncode == 0, completed.stderr[-3000:]
     state = json.loads((tmp_path / "two" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_yuv_planes_cross_the_dataloader_and_train_as_the_workers_crops_do(prepared, tmp_path, monkeypatch):
+    """What the script does on an accelerator (`convert_on_device`), forced on the CPU: prepared videos leave the
+    DataLoader worker as YUV planes through pinned memory, the Trainer counts the FLOPs of the crops they become, and
+    three steps give the loss the workers' crops give (their pixels a level or so apart; AdamW's first steps move
+    each weight by about the learning rate whatever the gradient's size, so the weights are not compared)."""
+    run = ["--prepared_dir", str(prepared), "--do_train", "--max_steps", "3", "--augment_on_device"]
+    run += ["--dataloader_num_workers", "1", "--dataloader_pin_memory", "true"]
+    in_workers = main(tiny_run(tmp_path / "in-workers", *run))
+    made = []
+
+    def on_device(*args, **kwargs):
+        made.append(DeviceAugmentationCollator(*args, **{**kwargs, "convert_on_device": True}))
+        return made[-1]
+
+    monkeypatch.setattr(run_video_classification, "DeviceAugmentationCollator", on_device)
+    planes = main(tiny_run(tmp_path / "planes", *run))
+    assert len(made) == 1 and made[0].processor.planes
+    assert planes["total_flos"] == in_workers["total_flos"] > 0
+    assert planes["train_loss"] == pytest.approx(in_workers["train_loss"], abs=1e-3)
