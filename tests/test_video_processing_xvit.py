@@ -538,7 +538,7 @@ def test_frames_given_without_sampling_are_one_temporal_view(make_video, as_file
     torch.testing.assert_close(one_crop[0], output.pixel_values[1])  # the centre crop of the same frames
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_pixels_are_refused(bad):
     frames = np.full((4, 32, 32, 3), 100.0, np.float32)
     frames[2, 5, 5, 1] = bad
