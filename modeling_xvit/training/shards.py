@@ -141,12 +141,15 @@ def training_planes(processor, video: str | bytes, **processing) -> dict[str, to
     if sizes is None:
         return None
     clip = _PreparedClip(processor, video, sizes, processing)
-    region = []  # (top, bottom, left, right) of the prepared frames' region, even so that chroma samples align
+    taps, region = [], []  # region: (top, bottom, left, right), even so that chroma samples align
 
     def crop_region(frames: torch.Tensor) -> torch.Tensor:
         """Packed `(n, h * 3 / 2, w)` YUV frames cut to the region, repacked as `(n, h' * 3 / 2, w')`."""
-        if not region:
-            region.extend(clip.prepared_region())
+        if not region:  # the first chunk: the crops were drawn with the frame indices
+            taps.extend(clip.taps())
+            (rows, _), (columns, _) = taps
+            region.extend((int(rows.min()) // 2 * 2, int(rows.max()) // 2 * 2 + 2))
+            region.extend((int(columns.min()) // 2 * 2, int(columns.max()) // 2 * 2 + 2))
         top, bottom, left, right = region
         height, width = frames.shape[-2] * 2 // 3, frames.shape[-1]
         clip.check_frame_size(height, width)
@@ -159,13 +162,13 @@ def training_planes(processor, video: str | bytes, **processing) -> dict[str, to
     top, bottom, left, right = region
     height, width = bottom - top, right - left
     frames = frames.unflatten(0, (clip.num_views, -1))
-    rows, row_weights, columns, column_weights = clip.taps(top, left)
+    (rows, row_weights), (columns, column_weights) = taps
     return {
         "luma": frames[..., :height, :],
         "chroma": frames[..., height:, :].reshape(*frames.shape[:2], 2, height // 2, width // 2),
-        "rows": rows,
+        "rows": rows - top,
         "row_weights": row_weights,
-        "columns": columns,
+        "columns": columns - left,
         "column_weights": column_weights,
     }
 
@@ -217,35 +220,23 @@ class _PreparedClip:
         tops, lefts = zip(*self.boxes, strict=True)
         return (min(tops), max(tops) + self.crop.height), (min(lefts), max(lefts) + self.crop.width)
 
-    def taps(self, top: int, left: int) -> tuple[torch.Tensor, ...]:
-        """Each view's row and column taps (see `training_planes`) into a region of the prepared frames whose corner
-        is (`top`, `left`)."""
+    def taps(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Each view's row and column taps into the prepared frames (see `training_planes`): `(rows, row_weights),
+        (columns, column_weights)`."""
         tops, lefts = zip(*self.boxes, strict=True)
-        rows = [_bilinear_taps(box, self.crop.height, self.sizes["prepared_height"], self.height, top) for box in tops]
-        columns = [
-            _bilinear_taps(box, self.crop.width, self.sizes["prepared_width"], self.width, left) for box in lefts
-        ]
-        (rows, row_weights), (columns, column_weights) = (
-            map(torch.stack, zip(*taps, strict=True)) for taps in (rows, columns)
-        )
-        return rows, row_weights, columns, column_weights
-
-    def prepared_region(self) -> tuple[int, int, int, int]:
-        """(top, bottom, left, right) of the prepared frames that the views' crops read, on even rows and columns."""
-        rows, _, columns, _ = self.taps(0, 0)
-        top, left = int(rows.min()) // 2 * 2, int(columns.min()) // 2 * 2
-        bottom, right = (int(taps.max()) // 2 * 2 + 2 for taps in (rows, columns))
-        return top, bottom, left, right
+        rows = [_bilinear_taps(top, self.crop.height, self.sizes["prepared_height"], self.height) for top in tops]
+        columns = [_bilinear_taps(left, self.crop.width, self.sizes["prepared_width"], self.width) for left in lefts]
+        return tuple(tuple(map(torch.stack, zip(*taps, strict=True))) for taps in (rows, columns))
 
 
-def _bilinear_taps(start: int, length: int, in_size: int, out_size: int, offset: int) -> tuple[torch.Tensor, ...]:
+def _bilinear_taps(start: int, length: int, in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The input samples and weights of output pixels `start` to `start + length` of torch's bilinear resize (without
-    antialiasing, `align_corners=False`) of `in_size` pixels to `out_size`: the two samples' indices minus `offset`
-    `(2, length)` and the second's weight `(length,)`."""
+    antialiasing, `align_corners=False`) of `in_size` pixels to `out_size`: the two samples' indices `(2, length)`
+    and the second's weight `(length,)`."""
     position = ((torch.arange(start, start + length, dtype=torch.float64) + 0.5) * (in_size / out_size) - 0.5).clamp(0)
     first = position.floor()
     second = torch.where(first < in_size - 1, first + 1, first)
-    return torch.stack([first, second]).long() - offset, (position - first).float()
+    return torch.stack([first, second]).long(), (position - first).float()
 
 
 # ITU-R BT.601 limited range, what FFmpeg's scaler assumes for the prepared videos (written from RGB, untagged). Its
