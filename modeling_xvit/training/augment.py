@@ -11,7 +11,7 @@ the same pixels: the operations are torchvision's, applied to the uint8 clips in
 of clips that drew the same operation (RandAugment's magnitude is fixed; only the operation and the sign vary).
 
 On an accelerator, the workers hand prepared videos over earlier still: decoded YUV planes, whose colour conversion,
-resize and crop run on the device too (`convert_on_device`; the crops are within a few levels of the workers', see
+resize and crop run on the device too (`convert_on_device`; the crops are within a level or so of the workers', see
 `shards.planes_to_crops`). Decoding is then nearly all that is left to the workers.
 """
 
@@ -96,7 +96,7 @@ class DeviceAugmentationCollator(VideoClassificationCollator):
     With `convert_on_device` (for accelerators: the training script sets it unless it trains on the CPU), prepared
     videos are handed over before colour conversion and resize: `augmentation["planes"]` holds their YUV planes and
     resize taps (`shards.training_planes`, regions padded to one size) instead of `pixel_values`, and
-    `ClipAugmentation` makes the crops (`shards.planes_to_crops`, within a few levels of the workers' crops). A batch
+    `ClipAugmentation` makes the crops (`shards.planes_to_crops`, within a level or so of the workers' crops). A batch
     that mixes prepared and other videos is converted in the worker.
     """
 
