@@ -24,8 +24,7 @@ from modeling_xvit.training.shards import (
     load_prepared_splits,
     planes_to_crops,
     prepared_sizes,
-    training_crops,
-    training_planes,
+    training_clip,
 )
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -84,12 +83,12 @@ def test_a_damaged_or_lying_prepared_tag_is_an_error_naming_the_video(tmp_path):
     with pytest.raises(ValueError, match=r"^Video <\d+ bytes> has a damaged prepared-video tag: expected positive"):
         prepared_sizes(damaged)
     lying = data.replace(b'"prepared_height": 34', b'"prepared_height": 36')
-    for make in (training_crops, training_planes):
+    for planes in (False, True):
         with pytest.raises(ValueError, match=r"its frames are 34x40, but its prepared-video tag says 36x40"):
-            make(processor, lying, do_augment=True)
+            training_clip(processor, lying, planes=planes, do_augment=True)
     too_large = data.replace(b'"width": 48', b'"width": 4800000000')
     with pytest.raises(ValueError, match=r"its prepared-video tag\) would need .* GiB of pixels"):
-        training_planes(processor, too_large, do_augment=True)
+        training_clip(processor, too_large, do_augment=True)
     collator = DeviceAugmentationCollator(processor, convert_on_device=True)
     batch = collator([{"video": video, "label": 0, "sample_key": key, "processing": {"do_augment": True}}
                       for key, video in enumerate([damaged, lying, data])])  # fmt: skip
@@ -230,11 +229,11 @@ def test_prepared_clip_samples_the_source_frames_and_pixels(real_videos, monkeyp
     for seed in range(3):
         options = dict(do_augment=True, sampling=sampling, sampling_rate=2, num_temporal_views=views)
         with seeded(seed):
-            from_source = training_crops(processor, source, **options)
+            from_source = training_clip(processor, source, **options)
         with seeded(seed):
-            from_prepared = training_crops(processor, prepared, **options)
+            from_prepared = training_clip(processor, prepared, **options)
         with seeded(seed):
-            planes = planes_to_crops(**training_planes(processor, prepared, **options))
+            planes = planes_to_crops(**training_clip(processor, prepared, planes=True, **options))
         assert indices[-1] == indices[-2] == indices[-3]
         from_device.append((planes.int() - from_prepared.int()).abs().flatten().float())
         assert from_source.shape == from_prepared.shape == (views, 8, 3, 224, 224)

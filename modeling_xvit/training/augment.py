@@ -5,7 +5,7 @@ MixUp / CutMix run batched on the model's device (`ClipAugmentation`, called by 
 
 The workers still draw every random choice, in the order and from the seeds of the per-clip path
 (`VideoClassificationCollator` with the processor's augmentation): the scale, the frame indices and the crop
-(`shards.training_crops`), then the flip and RandAugment's operations and signs (`draw_rand_augment`), which travel
+(`shards.training_clip`), then the flip and RandAugment's operations and signs (`draw_rand_augment`), which travel
 with the batch; the mixing seed too. So on fixed seeds a clip gets the same operations as in the per-clip path, and
 the same pixels: the operations are torchvision's, applied to the uint8 clips in the same order, one call per group
 of clips that drew the same operation (RandAugment's magnitude is fixed; only the operation and the sign vary).
@@ -25,7 +25,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from modeling_xvit.training.collator import VideoClassificationCollator, sample_seed, seeded
-from modeling_xvit.training.shards import planes_to_crops, training_crops, training_planes
+from modeling_xvit.training.shards import planes_to_crops, training_clip
 
 
 def rand_augment(num_ops: int, magnitude: int) -> v2.RandAugment:
@@ -50,7 +50,7 @@ def draw_rand_augment(transform: v2.RandAugment, height: int, width: int) -> lis
 
 class _CropMaker:
     """Stands in for the processor in `VideoClassificationCollator`: training rows become uint8 crops (or, with
-    `planes`, a prepared video's YUV planes, see `shards.training_planes`) and their drawn flips and RandAugment
+    `planes`, a prepared video's YUV planes, see `shards.training_clip`) and their drawn flips and RandAugment
     operations (kept in `drawn`, one entry per clip that was made); other rows go to the processor."""
 
     def __init__(self, processor, planes: bool):
@@ -61,13 +61,11 @@ class _CropMaker:
     def __call__(self, video, return_tensors: str = "pt", **processing):
         if not processing.get("do_augment"):
             return self.processor(video, return_tensors=return_tensors, **processing)
-        planes = training_planes(self.processor, video, **processing) if self.planes else None
-        if planes is None:
-            clips = training_crops(self.processor, video, **processing)
-            num_views, crop_size = len(clips), clips.shape[-2:]
+        clips = training_clip(self.processor, video, planes=self.planes, **processing)
+        if isinstance(clips, dict):  # a prepared video's YUV planes
+            num_views, crop_size = len(clips["luma"]), (clips["rows"].shape[-1], clips["columns"].shape[-1])
         else:
-            clips = planes
-            num_views, crop_size = len(planes["luma"]), (planes["rows"].shape[-1], planes["columns"].shape[-1])
+            num_views, crop_size = len(clips), clips.shape[-2:]
         do_flip = processing.get("do_flip", self.processor.do_flip)
         do_rand_augment = processing.get("do_rand_augment", self.processor.do_rand_augment)
         transform = rand_augment(
@@ -95,7 +93,7 @@ class DeviceAugmentationCollator(VideoClassificationCollator):
 
     With `convert_on_device` (for accelerators: the training script sets it unless it trains on the CPU), prepared
     videos are handed over before colour conversion and resize: `augmentation["planes"]` holds their YUV planes and
-    resize taps (`shards.training_planes`, regions padded to one size) instead of `pixel_values`, and
+    resize taps (`shards.training_clip`, regions padded to one size) instead of `pixel_values`, and
     `ClipAugmentation` makes the crops (`shards.planes_to_crops`, within a level or so of the workers' crops). A batch
     that mixes prepared and other videos is converted in the worker.
     """
@@ -126,8 +124,8 @@ class DeviceAugmentationCollator(VideoClassificationCollator):
 
 
 def _stack_planes(clips: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """`training_planes`' clips stacked on their first dimension, the regions padded (at the bottom and right, which
-    no tap reads) to the largest."""
+    """`training_clip`'s YUV planes stacked on their first dimension, the regions padded (at the bottom and right,
+    which no tap reads) to the largest."""
     height = max(clip["luma"].shape[-2] for clip in clips)
     width = max(clip["luma"].shape[-1] for clip in clips)
     num_views, num_frames = sum(len(clip["luma"]) for clip in clips), clips[0]["luma"].shape[1]

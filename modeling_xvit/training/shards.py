@@ -8,9 +8,10 @@ from the source (same random draws in the same order: the scale, the frame indic
 resized to the size the source's frames would be resized to, read from the video's tag; so a clip samples the same
 frame indices, and its pixels differ from the source's only by the re-encoding (and the second bilinear resize).
 
-For an accelerator, a clip can also be handed over before colour conversion and resize (`training_planes`): the
-decoded YUV planes of the region its crops read, and the bilinear taps of the resize; `planes_to_crops` makes the
-crops on the device, within a level or so of `training_crops`' (FFmpeg's scaler rounds to 8 bits before the resize).
+For an accelerator, a clip can also be handed over before colour conversion and resize (`training_clip` with
+`planes=True`): the decoded YUV planes of the region its crops read, and the bilinear taps of the resize;
+`planes_to_crops` makes the crops on the device, within a level or so of the RGB crops (FFmpeg's scaler rounds to 8
+bits before the resize).
 """
 
 import json
@@ -95,17 +96,24 @@ def _checked_sizes(tag: str | bytes, video: str | bytes) -> dict[str, int]:
     return {key: sizes[key] for key in SIZES}
 
 
-def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
+def training_clip(processor, video: str | bytes, planes: bool = False, **processing):
     """
-    The uint8 training crops `(views, frames, 3, H, W)` of a video (prepared or not), before flip, RandAugment and
-    normalisation (see `augment.py`), with the random draws of the processor's training path: the scale, then the
-    frame indices, then each view's crop, from `random`.
+    A video's training clip (prepared or not) before flip, RandAugment and normalisation (see `augment.py`), with the
+    random draws of the processor's training path: the scale, then the frame indices, then each view's crop, from
+    `random`: its uint8 crops `(views, frames, 3, H, W)`, or, for a prepared video when `planes`, what
+    `planes_to_crops` makes them from on the accelerator (see `_yuv_planes`).
     """
     sizes = prepared_sizes(video)
     if sizes is None:
         no_pixel_augmentation = dict(do_flip=False, do_rand_augment=False, do_rescale=False, do_normalize=False)
         return processor(video, return_tensors="pt", **{**processing, **no_pixel_augmentation}).pixel_values
     clip = _PreparedClip(processor, video, sizes, processing)
+    return _yuv_planes(clip, video) if planes else _rgb_crops(clip, video)
+
+
+def _rgb_crops(clip: "_PreparedClip", video: str | bytes) -> torch.Tensor:
+    """A prepared video's uint8 crops `(views, frames, 3, H, W)`."""
+    processor = clip.processor
 
     def resize_and_crop(frames: torch.Tensor) -> torch.Tensor:
         """Resized as the source's frames would be, then cut to the box that holds every view's crop, so that full
@@ -126,21 +134,16 @@ def training_crops(processor, video: str | bytes, **processing) -> torch.Tensor:
     return torch.stack(crops)
 
 
-def training_planes(processor, video: str | bytes, **processing) -> dict[str, torch.Tensor] | None:
+def _yuv_planes(clip: "_PreparedClip", video: str | bytes) -> dict[str, torch.Tensor]:
     """
-    A prepared video's training clip as `training_crops` draws it, before colour conversion and resize, for
-    `planes_to_crops` to finish on the accelerator (None for any other video): the YUV 4:2:0 planes of the region
-    of the prepared frames that the views' crops read, and, per view, the bilinear taps of the resize into it.
+    A prepared video's training clip before colour conversion and resize: the YUV 4:2:0 planes of the region of the
+    prepared frames that the views' crops read, and, per view, the bilinear taps of the resize into it.
 
     Returns: `luma` `(views, frames, h, w)` and `chroma` `(views, frames, 2, h / 2, w / 2)` uint8 (U, V);
     `rows` `(views, 2, H)` and `columns` `(views, 2, W)` int64: the two region rows (columns) that each row (column)
     of a crop is interpolated between; `row_weights` `(views, H)` and `column_weights` `(views, W)` float32: the
     second one's weight.
     """
-    sizes = prepared_sizes(video)
-    if sizes is None:
-        return None
-    clip = _PreparedClip(processor, video, sizes, processing)
     taps, region = [], []  # region: (top, bottom, left, right), even so that chroma samples align
 
     def crop_region(frames: torch.Tensor) -> torch.Tensor:
@@ -221,7 +224,7 @@ class _PreparedClip:
         return (min(tops), max(tops) + self.crop.height), (min(lefts), max(lefts) + self.crop.width)
 
     def taps(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """Each view's row and column taps into the prepared frames (see `training_planes`): `(rows, row_weights),
+        """Each view's row and column taps into the prepared frames (see `_yuv_planes`): `(rows, row_weights),
         (columns, column_weights)`."""
         tops, lefts = zip(*self.boxes, strict=True)
         rows = [_bilinear_taps(top, self.crop.height, self.sizes["prepared_height"], self.height) for top in tops]
@@ -256,11 +259,11 @@ def planes_to_crops(
     column_weights: torch.Tensor,
 ) -> torch.Tensor:
     """
-    `training_planes`' clips (stacked on a first dimension, regions padded to one size) to uint8 RGB crops
-    `(clips, frames, 3, H, W)` on their device: each plane interpolated at the crop's taps (chroma at half the
+    `training_clip(..., planes=True)`'s clips (stacked on a first dimension, regions padded to one size) to uint8 RGB
+    crops `(clips, frames, 3, H, W)` on their device: each plane interpolated at the crop's taps (chroma at half the
     indices: each U, V sample stands for 2 x 2 pixels, as FFmpeg's scaler upsamples it), then converted to RGB. On
-    real videos the crops are within a level of `training_crops`' (mean 0.4, 99th percentile 1; more only on a few
-    saturated colours, which `training_crops` clips to 8 bits before it resizes; see the tests).
+    real videos the crops are within a level of the RGB crops' (mean 0.4, 99th percentile 1; more only on a few
+    saturated colours, which the RGB path clips to 8 bits before it resizes; see the tests).
     """
     planes = [luma.unsqueeze(2).float(), chroma.float()]  # (clips, frames, channels, h, w)
     for plane_index, plane in enumerate(planes):
@@ -295,6 +298,5 @@ __all__ = [
     "metadata_of",
     "planes_to_crops",
     "prepared_sizes",
-    "training_crops",
-    "training_planes",
+    "training_clip",
 ]
