@@ -96,7 +96,9 @@ def _checked_sizes(tag: str | bytes, video: str | bytes) -> dict[str, int]:
     return {key: sizes[key] for key in SIZES}
 
 
-def training_clip(processor, video: str | bytes, planes: bool = False, **processing):
+def training_clip(
+    processor, video: str | bytes, planes: bool = False, **processing
+) -> torch.Tensor | dict[str, torch.Tensor]:
     """
     A video's training clip (prepared or not) before flip, RandAugment and normalisation (see `augment.py`), with the
     random draws of the processor's training path: the scale, then the frame indices, then each view's crop, from
