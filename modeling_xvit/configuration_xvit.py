@@ -288,6 +288,11 @@ def released_class_names(label_file: str) -> list[str]:
             f" modeling_xvit/labels/, not beside this copy of configuration_xvit.py ({__name__}); install the package"
             " (`pip install xvit-transformers`) or pass `id2label`."
         ) from None
+    return class_names_in(text)
+
+
+def class_names_in(text: str) -> list[str]:
+    """The class names of a class-list text: one per non-empty line, stripped."""
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from modeling_xvit.configuration_xvit import released_class_names
+from modeling_xvit.configuration_xvit import class_names_in, released_class_names
 from modeling_xvit.errors import ConversionError
 
 KNOWN_LABEL_SETS = ("kinetics400", "kinetics600", "ssv2")
@@ -13,7 +13,7 @@ def load_labels(spec: str) -> list[str]:
     if spec in KNOWN_LABEL_SETS:
         labels = released_class_names(f"{spec}.txt")
     elif Path(spec).is_file():
-        labels = [line.strip() for line in Path(spec).read_text(encoding="utf-8").splitlines() if line.strip()]
+        labels = class_names_in(Path(spec).read_text(encoding="utf-8"))
     else:
         raise ConversionError(f"--labels {spec!r} is neither one of {list(KNOWN_LABEL_SETS)} nor an existing file.")
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
