@@ -605,7 +605,7 @@ def _check_scale_jitter(scale_jitter) -> None:
 def _check_finite(pixel_values: torch.Tensor, name: str) -> None:
     """The model gives NaN scores, silently, for non-finite pixels: refuse them here, naming the video."""
     # The smallest and largest values are finite exactly when every value is (both are NaN if any value is): one
-    # read of the clip, 16 times faster than a float64 sum on a B/16 clip, which writes no mask as `isfinite` would.
+    # read of the clip, without the clip-sized mask that `isfinite(...).all()` writes.
     if pixel_values.device.type == "meta" or not pixel_values.numel():
         return
     if not torch.isfinite(torch.stack(torch.aminmax(pixel_values))).all():
